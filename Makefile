@@ -1,0 +1,34 @@
+# mona-pipeline: `make demo` (set up + run the main job on the demo data), `make test` (set up + run the tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DVC_NO_ANALYTICS := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/mona: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(BIN)/mona
+
+# The main job: draw the demo data, track it with DVC, rebuild the pipeline.
+demo: setup
+	$(BIN)/mona demo-data
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc add --quiet data/raw data/test
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	@$(BIN)/python -m mona_pipeline.summary
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,207 @@
+"""Typed, validated project parameters.
+
+`params.yaml` is read once, at the edge (CLI, flows), into a `Params` object;
+library code receives the section it needs and never opens the file itself.
+
+    params = load_params("params.yaml")
+    params.stages.target.classes   # {'mona': ['mona'], 'others': ['*']}
+
+Every model forbids unknown keys, so a typo such as `batch_sise` is an error
+that names the key instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+STAGE_ORDER = ("gender", "lookalike", "target")
+WILDCARD = "*"
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable or invalid; the message says which key and why."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    raw_dir: Path = Path("data/raw")
+    test_dir: Path = Path("data/test")
+    manifest_dir: Path = Path("data/manifest")
+    validation_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    # Pictures with more pixels than this are refused as decompression bombs.
+    max_image_pixels: int = Field(64_000_000, gt=0)
+    # Hamming distance between 64-bit perceptual hashes that counts as "near duplicate".
+    near_duplicate_distance: int = Field(4, ge=0, le=16)
+
+
+class DemoParams(Section):
+    seed: int = 7
+    pictures_per_character: int = Field(36, ge=2)
+    target_pictures: int = Field(90, ge=2)
+    test_pictures: int = Field(240, ge=10)
+    test_target_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    min_side: int = Field(240, ge=32)
+    max_side: int = Field(720, ge=32)
+
+    @model_validator(mode="after")
+    def _sides_ordered(self) -> "DemoParams":
+        if self.min_side > self.max_side:
+            raise ValueError(f"min_side ({self.min_side}) must not exceed max_side ({self.max_side})")
+        return self
+
+
+class ShardParams(Section):
+    dir: Path = Path("data/shards")
+    # Pictures are stored at this square size: the model input plus a margin for random crops.
+    image_size: int = Field(144, ge=16)
+    target_shard_mb: float = Field(100.0, gt=0)
+    jpeg_quality: int = Field(92, ge=50, le=100)
+
+
+class StageParams(Section):
+    """One transfer stage: two classes, each a list of folder tags under data/raw.
+
+    `"*"` stands for every tag not named by the other class. The first class
+    is the positive one (female, lookalike, the target).
+    """
+
+    classes: dict[str, list[str]]
+    head_epochs: int = Field(4, ge=0)
+    finetune_epochs: int = Field(8, ge=0)
+    learning_rate: float = Field(2e-3, gt=0)
+    finetune_learning_rate: float = Field(5e-4, gt=0)
+
+    @field_validator("classes")
+    @classmethod
+    def _two_classes(cls, classes: dict[str, list[str]]) -> dict[str, list[str]]:
+        if len(classes) != 2:
+            raise ValueError(f"a stage needs exactly two classes, got {len(classes)}: {sorted(classes)}")
+        for name, tags in classes.items():
+            if not tags:
+                raise ValueError(f"class {name!r} lists no folder tags")
+        wildcards = [name for name, tags in classes.items() if WILDCARD in tags]
+        if len(wildcards) > 1:
+            raise ValueError(f"only one class may use '*', got {wildcards}")
+        first, second = (set(t) for t in classes.values())
+        if first & second:
+            raise ValueError(f"tags {sorted(first & second)} are in both classes")
+        return classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes)
+
+    def label_for(self, tag: str) -> int:
+        """Class index of a folder tag in this stage, or -1 when the stage does not use it."""
+        for index, tags in enumerate(self.classes.values()):
+            if tag in tags:
+                return index
+        for index, tags in enumerate(self.classes.values()):
+            if WILDCARD in tags:
+                return index
+        return -1
+
+
+class StagesParams(Section):
+    gender: StageParams
+    lookalike: StageParams
+    target: StageParams
+
+    def items(self) -> list[tuple[str, StageParams]]:
+        return [(name, getattr(self, name)) for name in STAGE_ORDER]
+
+
+class ModelParams(Section):
+    architecture: Literal["mobilenetv3small", "efficientnetv2b0", "monacnn"] = "mobilenetv3small"
+    image_size: int = Field(128, ge=16)
+    # "imagenet" downloads weights: only for machines that can reach the internet.
+    weights: Literal["none", "imagenet"] = "none"
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    width: float = Field(1.0, gt=0.0)
+
+
+class TrainParams(Section):
+    seed: int = 42
+    batch_size: int = Field(32, ge=1)
+    patience: int = Field(4, ge=1)
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
+    shuffle_buffer: int = Field(2048, ge=1)
+    # Budget for the no-curriculum baseline: epochs of the target stage trained from scratch.
+    baseline_epochs: int = Field(0, ge=0, description="0 = the three stages' epochs added up")
+
+
+class EvaluateParams(Section):
+    target_precision: float = Field(0.95, gt=0.0, le=1.0)
+    timing_pictures: int = Field(60, ge=1)
+
+
+class SortParams(Section):
+    confidence: float | None = Field(None, ge=0.0, le=1.0, description="None = the model's threshold")
+    review_from: float | None = Field(None, ge=0.0, le=1.0)
+    action: Literal["copy", "move", "link", "delete", "none"] = "copy"
+    batch_size: int = Field(64, ge=1)
+    chunk_size: int = Field(2048, ge=1)
+
+
+class Params(Section):
+    target: str = Field(min_length=1, description="the character to find; a class of stages.target")
+    data: DataParams = DataParams()
+    demo: DemoParams = DemoParams()
+    shards: ShardParams = ShardParams()
+    stages: StagesParams
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    sort: SortParams = SortParams()
+
+    @model_validator(mode="after")
+    def _target_is_positive_class(self) -> "Params":
+        names = self.stages.target.class_names
+        if names[0] != self.target:
+            raise ValueError(
+                f"target is {self.target!r} but the first class of stages.target is {names[0]!r}; "
+                f"make them the same (classes: {names})"
+            )
+        return self
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml.
+
+    Raises:
+        ParamsError: naming the file and each bad key (dotted path) with the reason.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"params file not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path} must hold a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+            message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+            problems.append(f"  {key}: {message} (got {item.get('input')!r})")
+        raise ParamsError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(problems)) from None
+
+
+def digest(*sections: BaseModel) -> str:
+    """A short stable hash of parameter sections, stored with artifacts."""
+    payload = json.dumps([s.model_dump(mode="json") for s in sections], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

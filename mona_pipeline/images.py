@@ -1,0 +1,111 @@
+"""Reading pictures safely with Pillow: every format people keep, every way a file can be bad.
+
+`load_picture` decodes a file fully (so truncation is caught here, not in
+training), applies EXIF orientation and normalises the colour mode to RGB.
+Anything wrong raises `BadPicture` whose message names the problem; callers
+record it and go on with the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# A truncated file must fail loudly, not decode to grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Formats we accept, as Pillow names them, and the file extensions that belong to each.
+FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "PNG": (".png",),
+    "GIF": (".gif",),
+    "WEBP": (".webp",),
+    "BMP": (".bmp", ".dib"),
+    "TIFF": (".tif", ".tiff"),
+}
+PICTURE_EXTENSIONS = frozenset(ext for exts in FORMAT_EXTENSIONS.values() for ext in exts)
+
+
+class BadPicture(ValueError):
+    """A file that is not a usable picture; the message says why."""
+
+
+@dataclass(frozen=True)
+class Picture:
+    image: Image.Image  # RGB, orientation applied
+    format: str  # Pillow's name of the real format: JPEG, PNG, ...
+    source_mode: str  # colour mode before normalisation (P, L, CMYK, I;16, RGBA, ...)
+    extension_matches: bool
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256 of the file's bytes: identical files, whatever their names."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Normalise any Pillow mode to 8-bit RGB; transparency is composited on white."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
+        return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode in ("LA", "PA"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def load_picture(data: bytes, name: str, max_pixels: int) -> Picture:
+    """Decode a picture's bytes fully and normalise it.
+
+    Args:
+        data: the file's bytes.
+        name: its path or archive member name, for messages and the extension check.
+        max_pixels: pictures larger than this are refused as decompression bombs.
+
+    Raises:
+        BadPicture: empty, not a picture, unsupported format, too large, truncated or corrupt.
+    """
+    if not data:
+        raise BadPicture("zero-byte file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise BadPicture(f"too large: {width}x{height} = {width * height} pixels > limit {max_pixels}")
+            real_format = image.format or "unknown"
+            if real_format not in FORMAT_EXTENSIONS:
+                raise BadPicture(f"unsupported format {real_format}")
+            image.seek(0)  # GIF / multi-page TIFF: the first frame
+            image.load()
+            source_mode = image.mode
+            image = ImageOps.exif_transpose(image)
+            rgb = to_rgb(image)
+    except BadPicture:
+        raise
+    except UnidentifiedImageError:
+        raise BadPicture("not a picture (unrecognised content)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise BadPicture(f"decompression bomb: {error}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        reason = "truncated" if "truncated" in str(error) else "corrupt"
+        raise BadPicture(f"{reason}: {error}") from None
+    extension = Path(name).suffix.lower()
+    return Picture(rgb, real_format, source_mode, extension in FORMAT_EXTENSIONS[real_format])

@@ -1,0 +1,227 @@
+"""shards: manifest -> TFRecord shards (train and validation apart) + index.json; and `make_dataset`.
+
+    python -m flows.build shards      # the DVC stage
+    train_ds = make_dataset(Path("data/shards"), "train", "target", batch_size=32, image_size=128, training=True)
+
+Each picture is decoded and resized once, to `shards.image_size` (the model
+input plus a margin for random crops), re-encoded as JPEG and stored with the
+label of every stage. A stage's dataset is a filter over the same shards
+(label >= 0), never a copy.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import tensorflow as tf
+from PIL import Image
+
+from mona_pipeline.config import STAGE_ORDER, DataParams, ShardParams, StagesParams
+from mona_pipeline.images import load_picture
+from mona_pipeline.ingest import read_manifest
+
+logger = logging.getLogger(__name__)
+
+INDEX_NAME = "index.json"
+SPLITS = ("train", "validation")
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def encode_for_shard(raw_path: Path, image_size: int, max_pixels: int, quality: int) -> bytes:
+    """Decode a picture, squash it to image_size x image_size (as the paper resizes), JPEG-encode it."""
+    picture = load_picture(raw_path.read_bytes(), raw_path.name, max_pixels)
+    image = picture.image.resize((image_size, image_size), Image.BILINEAR, reducing_gap=2.0)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _bytes_feature(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int_feature(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+
+def serialize_example(image: bytes, row: dict) -> bytes:
+    features = {
+        "image": _bytes_feature(image),
+        "path": _bytes_feature(row["path"].encode()),
+        "content_hash": _bytes_feature(row["content_hash"].encode()),
+        **{f"label_{name}": _int_feature(row[f"label_{name}"]) for name in STAGE_ORDER},
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def plan_shard_count(pictures: int, bytes_per_picture: float, target_mb: float, min_per_shard: int = 64) -> int:
+    """Shards of about target_mb; at least a few (parallel reads) when there are enough pictures."""
+    by_size = math.ceil(pictures * bytes_per_picture / (target_mb * 1e6))
+    by_parallelism = min(4, pictures // min_per_shard)
+    return max(1, by_size, by_parallelism)
+
+
+def _encoded(rows: list[dict], raw_dir: Path, params: ShardParams, max_pixels: int) -> Iterator[tuple[dict, bytes]]:
+    """Encode pictures in parallel threads (Pillow releases the GIL while decoding), in order."""
+    def encode(row: dict) -> bytes:
+        return encode_for_shard(raw_dir / row["path"], params.image_size, max_pixels, params.jpeg_quality)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        yield from zip(rows, pool.map(encode, rows))
+
+
+def write_split(rows: list[dict], split: str, raw_dir: Path, params: ShardParams, max_pixels: int) -> list[dict]:
+    """Write one split's shards, streaming; returns their index entries."""
+    stream = _encoded(rows, raw_dir, params, max_pixels)
+    head = [next(stream) for _ in range(min(64, len(rows)))]
+    mean_bytes = sum(len(image) for _, image in head) / max(1, len(head))
+    count = plan_shard_count(len(rows), mean_bytes + 200, params.target_shard_mb)
+    entries = []
+    items = itertools.chain(head, stream)
+    writer, shard_number, written = None, -1, 0
+    for position, (row, image) in enumerate(items):
+        wanted = position * count // len(rows)
+        if wanted != shard_number:
+            if writer:
+                writer.close()
+            shard_number = wanted
+            name = f"{split}-{shard_number:05d}-of-{count:05d}.tfrecord"
+            writer = tf.io.TFRecordWriter(str(params.dir / name))
+            entries.append({"file": name, "split": split, "pictures": 0, "bytes": 0})
+        writer.write(serialize_example(image, row))
+        entries[-1]["pictures"] += 1
+        entries[-1]["bytes"] += len(image)
+        written += 1
+    if writer:
+        writer.close()
+    assert written == len(rows)
+    return entries
+
+
+def write_shards(data: DataParams, params: ShardParams, stages: StagesParams) -> dict:
+    """The DVC stage: write every split's shards and index.json. Returns the index."""
+    manifest = read_manifest(data.manifest_dir).to_pylist()
+    params.dir.mkdir(parents=True, exist_ok=True)
+    for old in params.dir.glob("*.tfrecord"):
+        old.unlink()
+    index = {"image_size": params.image_size, "shards": [], "counts": {},
+             "stages": {name: stage.class_names for name, stage in stages.items()}}
+    for split in SPLITS:
+        # Content-hash order is a fixed pseudo-random order: every shard gets a mix of classes.
+        rows = sorted((r for r in manifest if r["split"] == split), key=lambda r: r["content_hash"])
+        if rows:
+            index["shards"] += write_split(rows, split, data.raw_dir, params, data.max_image_pixels)
+        index["counts"][split] = {
+            name: {cls: sum(1 for r in rows if r[f"label_{name}"] == k) for k, cls in enumerate(stage.class_names)}
+            for name, stage in stages.items()
+        }
+    (params.dir / INDEX_NAME).write_text(json.dumps(index, indent=2))
+    return index
+
+
+def read_index(shard_dir: Path) -> dict:
+    path = shard_dir / INDEX_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no shard index at {path}: run the shards stage first (dvc repro shards)")
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------- reading: make_dataset
+
+FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "path": tf.io.FixedLenFeature([], tf.string),
+    "content_hash": tf.io.FixedLenFeature([], tf.string),
+    **{f"label_{name}": tf.io.FixedLenFeature([], tf.int64) for name in STAGE_ORDER},
+}
+
+
+def parse_example(record: tf.Tensor) -> dict[str, tf.Tensor]:
+    return tf.io.parse_single_example(record, FEATURES)
+
+
+def augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """Random crop (from the shard margin), flip, brightness and contrast. Hue is left alone:
+    hair and outfit colours are what tells characters apart.
+
+    Args:
+        image: (S, S, 3) uint8, S >= image_size.
+        seed: shape (2,) int, for stateless (reproducible) randomness.
+    Returns:
+        (image_size, image_size, 3) float32 in [0, 255].
+    """
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    side = tf.shape(image)[0]
+    # Crop a random square between image_size and the whole picture, then resize: scale + shift.
+    crop = tf.random.stateless_uniform([], seeds[0], minval=image_size, maxval=side + 1, dtype=tf.int32)
+    image = tf.image.stateless_random_crop(image, [crop, crop, 3], seeds[1])
+    image = tf.image.resize(image, [image_size, image_size], antialias=True)
+    image = tf.image.stateless_random_flip_left_right(image, seeds[2])
+    image = tf.image.stateless_random_brightness(image, 0.15 * 255.0, seeds[3])
+    image = tf.image.stateless_random_contrast(image, 0.8, 1.2, seeds[4])
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def resize_for_model(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """(H, W, 3) uint8 -> (image_size, image_size, 3) float32 in [0, 255]; the same squash as sorting uses."""
+    return tf.image.resize(image, [image_size, image_size], antialias=True)
+
+
+def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image_size: int, training: bool,
+                 seed: int = 42, shuffle_buffer: int = 2048, repeat: bool = False) -> tf.data.Dataset:
+    """Read one split's shards as (images, labels) batches for one stage.
+
+    Args:
+        shard_dir: folder with index.json and the shards.
+        split: "train" or "validation".
+        stage: "gender", "lookalike" or "target"; pictures without a label for it are skipped.
+        training: shuffle and augment (else a fixed order and a plain resize).
+    Returns:
+        a dataset of (float32 (B, image_size, image_size, 3) in [0, 255], int32 (B,)).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if stage not in STAGE_ORDER:
+        raise ValueError(f"stage must be one of {STAGE_ORDER}, got {stage!r}")
+    index = read_index(shard_dir)
+    files = [str(shard_dir / entry["file"]) for entry in index["shards"] if entry["split"] == split]
+    if not files:
+        raise ValueError(f"no {split} shards in {shard_dir}")
+    label_key = f"label_{stage}"
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=seed)
+    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                                 num_parallel_calls=AUTOTUNE, deterministic=not training)
+    dataset = dataset.map(parse_example, num_parallel_calls=AUTOTUNE)
+    dataset = dataset.filter(lambda example: example[label_key] >= 0)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+
+    def to_pair(example: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        image = tf.io.decode_jpeg(example["image"], channels=3)
+        label = tf.cast(example[label_key], tf.int32)
+        if training:
+            # Per-picture seed from the content hash + a per-epoch random draw: reproducible and varied.
+            base = tf.strings.to_hash_bucket_fast(example["content_hash"], 2**31 - 1)
+            step = tf.random.uniform([], 0, 2**31 - 1, dtype=tf.int64, seed=seed)
+            return augment(image, image_size, tf.stack([base, step])), label
+        return resize_for_model(image, image_size), label
+
+    dataset = dataset.map(to_pair, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def class_counts(shard_dir: Path, split: str, stage: str) -> dict[str, int]:
+    """Pictures per class of a stage in a split, from the index (no shard reading)."""
+    return read_index(shard_dir)["counts"][split][stage]
