@@ -79,6 +79,8 @@ class StageParams(Section):
     finetune_epochs: int = Field(8, ge=0)
     learning_rate: float = Field(2e-3, gt=0)
     finetune_learning_rate: float = Field(5e-4, gt=0)
+    # Decision threshold P stored with the model (used for the target stage; the paper's default).
+    threshold: float = Field(0.95, gt=0.0, lt=1.0)
 
     @field_validator("classes")
     @classmethod
@@ -121,7 +123,7 @@ class StagesParams(Section):
 
 
 class ModelParams(Section):
-    architecture: Literal["mobilenetv3small", "efficientnetv2b0", "monacnn"] = "mobilenetv3small"
+    architecture: Literal["compactcnn", "mobilenetv3small", "efficientnetv2b0", "monacnn"] = "compactcnn"
     image_size: int = Field(128, ge=16)
     # "imagenet" downloads weights: only for machines that can reach the internet.
     weights: Literal["none", "imagenet"] = "none"

@@ -32,6 +32,17 @@ FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
 PICTURE_EXTENSIONS = frozenset(ext for exts in FORMAT_EXTENSIONS.values() for ext in exts)
 
 
+SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP",
+              b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format a file's first bytes claim, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in SIGNATURES.items() if data.startswith(magic)), None)
+
+
 class BadPicture(ValueError):
     """A file that is not a usable picture; the message says why."""
 
@@ -101,11 +112,14 @@ def load_picture(data: bytes, name: str, max_pixels: int) -> Picture:
     except BadPicture:
         raise
     except UnidentifiedImageError:
+        claimed = sniff_format(data)
+        if claimed:
+            raise BadPicture(f"corrupt {claimed}: the header says {claimed} but it cannot be read") from None
         raise BadPicture("not a picture (unrecognised content)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise BadPicture(f"decompression bomb: {error}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        reason = "truncated" if "truncated" in str(error) else "corrupt"
+        reason = "truncated" if "truncat" in str(error).lower() else "corrupt"
         raise BadPicture(f"{reason}: {error}") from None
     extension = Path(name).suffix.lower()
     return Picture(rgb, real_format, source_mode, extension in FORMAT_EXTENSIONS[real_format])

@@ -1,0 +1,250 @@
+"""evaluate: the paper's tables for the three-stage model and the no-curriculum baseline.
+
+    python -m flows.build evaluate       # the DVC stage
+    mona evaluate --labels DIR           # any labelled folder: DIR/labels.csv with path,target[,kind]
+
+Pictures are scored through the same streaming path as `mona sort`
+(`inference.score_stream`), so a sort at the same threshold decides the same.
+Two sets: the stage-3 validation split (raw pictures, from the manifest) and
+the labelled random archive (data/test). Writes reports/metrics.json (DVC
+metrics), reports/evaluation.md, a precision-recall plot and threshold sweeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mona_pipeline import inference
+from mona_pipeline.config import Params
+from mona_pipeline.ingest import read_manifest
+from mona_pipeline.metrics import confusion, latency_stats, roc_auc, threshold_for_precision, threshold_sweep
+from mona_pipeline.reporting import markdown_table
+from mona_pipeline.train import load_trained
+
+logger = logging.getLogger(__name__)
+
+MODELS = {"three_stage": Path("models/target"), "baseline": Path("models/baseline")}
+
+
+@dataclass
+class LabelledSet:
+    """Pictures with the truth: paths, shows-the-target, and kind (target | lookalike | other | none)."""
+
+    name: str
+    paths: list[Path]
+    truth: np.ndarray
+    kinds: list[str]
+
+
+def read_labelled_folder(folder: Path, name: str = "test") -> LabelledSet:
+    """A folder with labels.csv (columns path, target [0/1], optional kind)."""
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        raise FileNotFoundError(f"no labels.csv in {folder} (columns: path,target[,kind])")
+    with open(labels, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "path" not in rows[0] or "target" not in rows[0]:
+        raise ValueError(f"{labels} needs the columns path and target (0 or 1)")
+    truth = np.array([row["target"].strip() in ("1", "true", "True", "yes") for row in rows])
+    kinds = [row.get("kind") or ("target" if t else "other") for row, t in zip(rows, truth)]
+    return LabelledSet(name, [folder / row["path"] for row in rows], truth, kinds)
+
+
+def validation_set(params: Params) -> LabelledSet:
+    """The stage-3 validation split; a non-target picture is a look-alike when stage 2 calls it one."""
+    rows = [r for r in read_manifest(params.data.manifest_dir).to_pylist()
+            if r["split"] == "validation" and r["label_target"] >= 0]
+    truth = np.array([r["label_target"] == 0 for r in rows])
+    kinds = ["target" if t else "lookalike" if r["label_lookalike"] == 0 else "other" for r, t in zip(rows, truth)]
+    return LabelledSet("validation", [params.data.raw_dir / r["path"] for r in rows], truth, kinds)
+
+
+def score_set(model, metadata: dict, labelled: LabelledSet, batch_size: int, max_pixels: int) -> tuple[np.ndarray, float]:
+    """Scores for every picture of the set (NaN where unreadable) and the batch throughput in pictures/s."""
+    positive = metadata["class_names"].index(metadata["positive_class"])
+    keys = [str(p) for p in labelled.paths]
+    start = time.perf_counter()
+    scored = {r.key: r for r in inference.score_stream(model, inference.read_files(labelled.paths),
+                                                       metadata["image_size"], positive, batch_size, max_pixels)}
+    seconds = time.perf_counter() - start
+    for key in keys:
+        if scored[key].error:
+            logger.warning("%s could not be scored: %s", key, scored[key].error)
+    scores = np.array([scored[k].score if scored[k].score is not None else np.nan for k in keys], float)
+    return scores, len(keys) / seconds
+
+
+def time_one_by_one(model, metadata: dict, paths: list[Path], max_pixels: int) -> list[float]:
+    """Seconds per picture the paper's way: read, decode, resize and predict one picture at a time."""
+    positive = metadata["class_names"].index(metadata["positive_class"])
+    score_fn = inference.make_score_fn(model, positive)
+    seconds = []
+    for index, path in enumerate(paths):
+        start = time.perf_counter()
+        data = inference.prepare(path.read_bytes(), path.name, metadata["image_size"], max_pixels)
+        image = inference.decode_for_model(data, metadata["image_size"])
+        float(score_fn(image[None])[0])
+        if index:  # the first call traces the graph: not a picture's time
+            seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def evaluate_set(truth: np.ndarray, scores: np.ndarray, kinds: list[str], threshold: float,
+                 target_precision: float) -> dict:
+    """Everything the report needs for one model on one set; unreadable pictures count as not flagged."""
+    readable = ~np.isnan(scores)
+    flagged = np.where(readable, scores, 0.0) >= threshold
+    result = confusion(truth, flagged)
+    result["threshold"] = threshold
+    result["unreadable"] = int((~readable).sum())
+    result["roc_auc"] = roc_auc(truth[readable], scores[readable])
+    kinds_array = np.array(kinds)
+    result["false_alarms_by_kind"] = {kind: int((flagged & ~truth & (kinds_array == kind)).sum())
+                                      for kind in ("lookalike", "other", "none")}
+    best = threshold_for_precision(truth[readable], scores[readable], target_precision)
+    result["threshold_for_precision"] = {"precision_wanted": target_precision,
+                                         **({k: best[k] for k in ("threshold", "precision", "recall", "accuracy")}
+                                            if best else {"threshold": None})}
+    return result
+
+
+PAPER_ROWS = [("pictures", "pictures"), ("target pictures (truth)", "target_pictures"),
+              ("flagged as target", "flagged"), ("target missed", "missed"), ("false alarms", "false_alarms"),
+              ("all errors", "errors"), ("target recall", "recall"), ("accuracy", "accuracy"),
+              ("precision", "precision"), ("F1", "f1"), ("ROC AUC", "roc_auc"),
+              ("false alarms on look-alikes", None), ("false alarms on others", None)]
+PAPER_FINAL = {"pictures": 3000, "target_pictures": 463, "flagged": 449, "missed": 79, "false_alarms": 68,
+               "errors": 147, "recall": 0.83, "accuracy": 0.951, "precision": 0.85}
+
+
+def _cell(result: dict, key: str | None, label: str) -> str:
+    if key is None:
+        kind = "lookalike" if "look-alikes" in label else "other"
+        value = result.get("false_alarms_by_kind", {}).get(kind)
+        if kind == "other" and value is not None:
+            value += result["false_alarms_by_kind"].get("none", 0)
+        return "-" if value is None else str(value)
+    value = result.get(key)
+    if value is None:
+        return "-"
+    return f"{value:.2%}" if key in ("recall", "accuracy", "precision", "f1") else \
+        f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def paper_table(results: dict[str, dict]) -> str:
+    """The paper's Tables 1-3 layout: one column per (model, set), the paper's final model last."""
+    columns = list(results)
+    rows = [[label, *(_cell(results[c], key, label) for c in columns), _cell(PAPER_FINAL, key, label)]
+            for label, key in PAPER_ROWS]
+    return markdown_table(["", *columns, "paper, final model (3000 random)"], rows)
+
+
+def plot_precision_recall(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    for name, (truth, scores) in curves.items():
+        rows = threshold_sweep(truth, scores, np.unique(np.concatenate([[0.0], scores, [1.0]])))
+        axis.plot([r["recall"] for r in rows], [r["precision"] for r in rows], label=name)
+    axis.set_xlabel("recall")
+    axis.set_ylabel("precision")
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(0, 1.02)
+    axis.legend(loc="lower left")
+    axis.set_title("precision-recall, target class")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def run_evaluate(params: Params, reports_dir: Path = Path("reports/evaluation"),
+                 metrics_path: Path = Path("reports/metrics.json"), test_dir: Path | None = None,
+                 models: dict[str, Path] | None = None) -> dict:
+    """Evaluate each model on the validation split and the labelled test folder; write the reports.
+
+    Returns:
+        {"metrics": {model: {set: result}}, "timing": {...}, "markdown": str}
+    """
+    models = models or MODELS
+    test_dir = test_dir or params.data.test_dir
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    sets = [validation_set(params)]
+    if (test_dir / "labels.csv").is_file():
+        sets.append(read_labelled_folder(test_dir))
+    metrics, table_results, curves, timing = {}, {}, {}, {}
+    for model_name, model_dir in models.items():
+        model, metadata = load_trained(model_dir)
+        threshold = float(metadata.get("threshold", 0.95))
+        metrics[model_name] = {}
+        for labelled in sets:
+            scores, per_second = score_set(model, metadata, labelled, params.sort.batch_size,
+                                           params.data.max_image_pixels)
+            result = evaluate_set(labelled.truth, scores, labelled.kinds, threshold,
+                                  params.evaluate.target_precision)
+            result["batch_pictures_per_second"] = per_second
+            metrics[model_name][labelled.name] = result
+            table_results[f"{model_name}, {labelled.name}"] = result
+            curves[f"{model_name}, {labelled.name}"] = (labelled.truth[~np.isnan(scores)], scores[~np.isnan(scores)])
+            _write_scores(reports_dir / f"scores_{model_name}_{labelled.name}.csv", labelled, scores)
+            with open(reports_dir / f"sweep_{model_name}_{labelled.name}.csv", "w", newline="") as handle:
+                sweep = threshold_sweep(labelled.truth, np.nan_to_num(scores, nan=0.0))
+                writer = csv.DictWriter(handle, fieldnames=list(sweep[0]))
+                writer.writeheader()
+                writer.writerows(sweep)
+        timed = sets[-1].paths[: params.evaluate.timing_pictures + 1]
+        timing[model_name] = {**latency_stats(time_one_by_one(model, metadata, timed, params.data.max_image_pixels)),
+                              "batch_pictures_per_second": metrics[model_name][sets[-1].name]["batch_pictures_per_second"]}
+    plot_precision_recall(curves, reports_dir / "precision_recall.png")
+    markdown = render_report(table_results, timing, params.evaluate.target_precision)
+    (reports_dir / "evaluation.md").write_text(markdown)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(_for_dvc(metrics), indent=2))
+    (reports_dir / "metrics_full.json").write_text(json.dumps(metrics, indent=2, default=float))
+    (reports_dir / "timing.json").write_text(json.dumps(timing, indent=2))
+    return {"metrics": metrics, "timing": timing, "markdown": markdown}
+
+
+def _for_dvc(metrics: dict) -> dict:
+    """The DVC metrics file: per model and set, the headline numbers (nested dicts flatten in `dvc metrics show`)."""
+    keys = ("accuracy", "precision", "recall", "f1", "false_alarms", "missed", "pictures", "roc_auc", "threshold")
+    return {model: {name: {k: result[k] for k in keys} | {"lookalike_false_alarms": result["false_alarms_by_kind"]["lookalike"]}
+                    for name, result in sets.items()} for model, sets in metrics.items()}
+
+
+def _write_scores(path: Path, labelled: LabelledSet, scores: np.ndarray) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "target", "kind", "score"])
+        for picture, truth, kind, score in zip(labelled.paths, labelled.truth, labelled.kinds, scores):
+            writer.writerow([picture.as_posix(), int(truth), kind, "" if np.isnan(score) else f"{score:.6f}"])
+
+
+def render_report(results: dict[str, dict], timing: dict[str, dict], target_precision: float) -> str:
+    lines = ["# Evaluation", "", "Decision: score >= the model's threshold P.", "", paper_table(results), "",
+             f"## Threshold for precision >= {target_precision:.0%}", ""]
+    rows = []
+    for name, result in results.items():
+        best = result["threshold_for_precision"]
+        rows.append([name, f"{result['threshold']:.2f}", f"{result['precision']:.2%}", f"{result['recall']:.2%}",
+                     "-" if best["threshold"] is None else f"{best['threshold']:.3f}",
+                     "-" if best["threshold"] is None else f"{best['precision']:.2%}",
+                     "-" if best["threshold"] is None else f"{best['recall']:.2%}"])
+    lines.append(markdown_table(["model, set", "P", "precision at P", "recall at P", "threshold reaching it",
+                                 "its precision", "its recall"], rows))
+    lines += ["", "## Time per picture (one at a time, as the paper measures) and in batch", ""]
+    rows = [[name, *(f"{t.get(k, 0):.4f}" for k in ("min_s", "mean_s", "median_s", "mode_s", "max_s")),
+             f"{t['batch_pictures_per_second']:.1f}"] for name, t in timing.items()]
+    lines.append(markdown_table(["model", "min s", "mean s", "median s", "mode s", "max s", "batch pictures/s"], rows))
+    lines += ["", "Paper: 0.06-0.27 s per picture, mean 0.075 s, mode 0.06 s (unstated GPU).", ""]
+    return "\n".join(lines)

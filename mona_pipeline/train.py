@@ -1,0 +1,327 @@
+"""train: one transfer stage (gender -> lookalike -> target), or the no-curriculum baseline.
+
+    python -m flows.build train_gender      # DVC stages: train_gender, train_lookalike, train_target, baseline
+
+Stage k starts from stage k-1's saved model: the backbone is kept, the head
+replaced for the new classes; the new head trains first with the backbone
+frozen, then everything fine-tunes at a lower rate. Early stopping on
+validation loss keeps the best weights. Curves go to dvclive (`dvc plots`) and
+to a PNG. Unreasonable configurations stop before any training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from mona_pipeline.config import STAGE_ORDER, Params, digest
+from mona_pipeline.models import BACKBONE, MonaCNNConfig, build_model, replace_head
+from mona_pipeline.shards import class_counts, make_dataset, read_index
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE, METADATA_FILE, CURVES_FILE = "model.keras", "metadata.json", "curves.png"
+
+
+class ConfigurationError(ValueError):
+    """The training configuration cannot work; the message says what to change."""
+
+
+# ---------------------------------------------------------------- precision and devices
+
+
+def cpu_supports_bfloat16() -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX512_BF16 or AMX), where bf16 is faster than f32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(policy: str, gpus: int | None = None, bf16_cpu: bool | None = None) -> str:
+    """`auto` -> mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bf16 support, else float32."""
+    allowed = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+    if policy not in allowed:
+        raise ValueError(f"precision must be one of {allowed}, got {policy!r}")
+    if policy != "auto":
+        return policy
+    gpus = len(tf.config.list_physical_devices("GPU")) if gpus is None else gpus
+    if gpus:
+        return "mixed_float16"
+    return "mixed_bfloat16" if (cpu_supports_bfloat16() if bf16_cpu is None else bf16_cpu) else "float32"
+
+
+def resolve_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over several GPUs, else the default (one device)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+# ---------------------------------------------------------------- configuration checks
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What one training run will do, checked before it starts."""
+
+    name: str  # gender | lookalike | target | baseline
+    data_stage: str  # which labels it trains on
+    parent: Path | None  # model to start from
+    head_epochs: int
+    finetune_epochs: int
+    learning_rate: float
+    finetune_learning_rate: float
+
+
+def plan_stage(name: str, params: Params, models_dir: Path) -> StagePlan:
+    """The plan for a stage; `baseline` is the target stage from scratch with the whole curriculum's epochs."""
+    if name == "baseline":
+        target = params.stages.target
+        epochs = params.train.baseline_epochs or sum(s.head_epochs + s.finetune_epochs for _, s in params.stages.items())
+        return StagePlan("baseline", "target", None, 0, epochs, target.learning_rate, target.learning_rate)
+    if name not in STAGE_ORDER:
+        raise ConfigurationError(f"unknown stage {name!r}; allowed: {', '.join(STAGE_ORDER)}, baseline")
+    stage = getattr(params.stages, name)
+    position = STAGE_ORDER.index(name)
+    parent = models_dir / STAGE_ORDER[position - 1] if position else None
+    if parent is None:  # nothing to freeze: train the fresh network end to end at the head rate
+        return StagePlan(name, name, None, 0, stage.head_epochs + stage.finetune_epochs,
+                         stage.learning_rate, stage.learning_rate)
+    return StagePlan(name, name, parent, stage.head_epochs, stage.finetune_epochs,
+                     stage.learning_rate, stage.finetune_learning_rate)
+
+
+def check_configuration(plan: StagePlan, params: Params) -> None:
+    """Stop before training when the configuration is unreasonable, saying what to change."""
+    shard_dir = params.shards.dir
+    index = read_index(shard_dir)
+    if params.model.image_size > index["image_size"]:
+        raise ConfigurationError(
+            f"model.image_size ({params.model.image_size}) is larger than the shards' pictures "
+            f"({index['image_size']}); raise shards.image_size or lower model.image_size")
+    if params.model.architecture == "monacnn":
+        config = MonaCNNConfig(image_size=params.model.image_size)
+        if config.feature_size() < 1:
+            raise ConfigurationError(f"monacnn needs model.image_size >= 382 (got {params.model.image_size})")
+    stage = getattr(params.stages, plan.data_stage)
+    for split in ("train", "validation"):
+        counts = class_counts(shard_dir, split, plan.data_stage)
+        for class_name in stage.class_names:
+            if counts.get(class_name, 0) == 0:
+                raise ConfigurationError(
+                    f"stage {plan.data_stage!r} class {class_name!r} has no {split} pictures; add pictures to "
+                    f"folders {stage.classes[class_name]} under {params.data.raw_dir} or change "
+                    f"stages.{plan.data_stage}.classes")
+    train_total = sum(class_counts(shard_dir, "train", plan.data_stage).values())
+    if params.train.batch_size > train_total:
+        raise ConfigurationError(
+            f"train.batch_size ({params.train.batch_size}) is larger than stage {plan.data_stage!r}'s "
+            f"{train_total} training pictures; lower train.batch_size")
+    if plan.head_epochs + plan.finetune_epochs == 0:
+        raise ConfigurationError(f"stage {plan.name!r} has 0 epochs; set head_epochs or finetune_epochs")
+    if plan.parent is not None and not (plan.parent / MODEL_FILE).is_file():
+        raise ConfigurationError(
+            f"stage {plan.name!r} starts from {plan.parent}, which has no {MODEL_FILE}; "
+            f"train stage {plan.parent.name!r} first (dvc repro train_{plan.parent.name})")
+
+
+def class_weights(counts: dict[str, int], class_names: list[str]) -> dict[int, float]:
+    """Weights that make each class count as much as the others: total / (classes * count)."""
+    total = sum(counts[name] for name in class_names)
+    return {index: total / (len(class_names) * counts[name]) for index, name in enumerate(class_names)}
+
+
+def data_digest(shard_dir: Path) -> str:
+    return hashlib.sha256((shard_dir / "index.json").read_bytes()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- training
+
+
+class BatchNormCalibrator:
+    """Re-estimates every trainable BatchNorm's moving mean and variance with the current weights.
+
+    Moving statistics lag behind weights that change fast (training from scratch on a few hundred
+    steps), and then inference-mode predictions are far worse than training-mode ones (measured:
+    accuracy 0.83 -> 0.95 on the same pictures once recalibrated). One forward pass in training
+    mode over a fixed calibration batch, with momentum 0, sets the statistics to that batch's
+    exact mean and variance. No weight is trained; frozen BatchNorm layers are left alone.
+    The pass is compiled once (momentum 0 is baked into the trace), so each call costs one
+    batched forward pass.
+    """
+
+    def __init__(self, model: keras.Model, images: tf.Tensor):
+        self.model, self.images = model, images
+        self.norms = [layer for layer in model._flatten_layers()
+                      if isinstance(layer, keras.layers.BatchNormalization)]
+        self._forward = tf.function(lambda x: self.model(x, training=True))
+        self._traced_for: tuple | None = None
+
+    def __call__(self) -> None:
+        active = tuple(layer.trainable for layer in self.norms)
+        if not any(active):
+            return
+        if self._traced_for != active:  # which layers update is part of the trace
+            self._forward = tf.function(lambda x: self.model(x, training=True))
+            self._traced_for = active
+        saved = [layer.momentum for layer in self.norms]
+        for layer in self.norms:
+            layer.momentum = 0.0
+        self._forward(self.images)
+        for layer, momentum in zip(self.norms, saved):
+            layer.momentum = momentum
+
+
+class RecalibratedValidation(keras.callbacks.Callback):
+    """At each epoch end: recalibrate BatchNorm statistics, then validate, adding val_* to the logs
+    (so EarlyStopping, ModelCheckpoint and dvclive that come after it see honest validation numbers)."""
+
+    def __init__(self, calibrate: BatchNormCalibrator, validation: tf.data.Dataset):
+        super().__init__()
+        self.calibrate, self.validation = calibrate, validation
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.calibrate()
+        results = self.model.evaluate(self.validation, verbose=0, return_dict=True)
+        if logs is not None:
+            logs.update({f"val_{key}": float(value) for key, value in results.items()})
+        logger.info("epoch %d: %s", epoch + 1, {k: round(float(v), 4) for k, v in (logs or {}).items()})
+
+
+def _compile(model: keras.Model, learning_rate, label_smoothing: float) -> None:
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing) if label_smoothing else \
+        keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+
+
+def _one_hot_if(dataset: tf.data.Dataset, label_smoothing: float) -> tf.data.Dataset:
+    return dataset.map(lambda x, y: (x, tf.one_hot(y, 2))) if label_smoothing else dataset
+
+
+def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> Path:
+    """Accuracy and loss, train vs. validation, as the paper's Figure 5."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for axis, metric in zip(axes, ("accuracy", "loss")):
+        axis.plot(history[metric], label="train")
+        axis.plot(history[f"val_{metric}"], label="validation")
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def train_stage(name: str, params: Params, models_dir: Path = Path("models")) -> dict:
+    """Train one stage (or `baseline`) and save models/<name>/{model.keras, metadata.json, curves.png}.
+
+    Returns:
+        the metadata written (class names, threshold, precision, digests, metrics, seconds).
+    """
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    plan = plan_stage(name, params, models_dir)
+    check_configuration(plan, params)
+    keras.utils.set_random_seed(params.train.seed)
+    policy = resolve_precision(params.train.precision)
+    keras.mixed_precision.set_global_policy(policy)
+    stage = getattr(params.stages, plan.data_stage)
+    out_dir = models_dir / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shards, size, batch = params.shards.dir, params.model.image_size, params.train.batch_size
+    train_ds = _one_hot_if(make_dataset(shards, "train", plan.data_stage, batch, size, training=True,
+                                        seed=params.train.seed, shuffle_buffer=params.train.shuffle_buffer),
+                           params.train.label_smoothing)
+    val_ds = _one_hot_if(make_dataset(shards, "validation", plan.data_stage, batch, size, training=False).cache(),
+                         params.train.label_smoothing)
+    calibration_images = tf.concat([images for images, _ in make_dataset(
+        shards, "train", plan.data_stage, 64, size, training=False).take(4)], axis=0)  # (<= 256, S, S, 3)
+    weights = class_weights(class_counts(shards, "train", plan.data_stage), stage.class_names)
+    start = time.perf_counter()
+    with resolve_strategy().scope():
+        if plan.parent is None:
+            model = build_model(params.model, 2, name=name)
+        else:
+            model = replace_head(keras.models.load_model(plan.parent / MODEL_FILE), params.model, 2, name=name)
+    calibrate = BatchNormCalibrator(model, calibration_images)
+    checkpoint = out_dir / "best.weights.h5"
+    history: dict[str, list[float]] = {}
+    live = Live(dir=str(out_dir / "live"), dvcyaml=None, save_dvc_exp=False, report=None)
+    phases = [(plan.head_epochs, plan.learning_rate, False), (plan.finetune_epochs, plan.finetune_learning_rate, True)]
+    # One checkpoint callback for both phases: it keeps the best epoch over the whole stage.
+    keep_best = keras.callbacks.ModelCheckpoint(str(checkpoint), "val_loss", save_best_only=True,
+                                                save_weights_only=True)
+    epoch = 0
+    for epochs, learning_rate, backbone_trainable in phases:
+        if epochs == 0:
+            continue
+        model.get_layer(BACKBONE).trainable = backbone_trainable
+        # Cosine decay to ~0 at the phase's end: the weights settle, so do the BatchNorm statistics.
+        steps_per_epoch = math.ceil(sum(class_counts(shards, "train", plan.data_stage).values()) / batch)
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch, alpha=0.02)
+        _compile(model, schedule, params.train.label_smoothing)
+        callbacks = [
+            RecalibratedValidation(calibrate, val_ds),
+            keras.callbacks.EarlyStopping("val_loss", patience=params.train.patience),
+            keep_best,
+            DVCLiveCallback(live=live),
+        ]
+        result = model.fit(train_ds, epochs=epoch + epochs, initial_epoch=epoch,
+                           class_weight=weights, callbacks=callbacks, verbose=2)
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        epoch += len(result.history["loss"])
+    live.end()
+    model.load_weights(checkpoint)
+    seconds = time.perf_counter() - start
+    model.get_layer(BACKBONE).trainable = True
+    model.save(out_dir / MODEL_FILE)
+    checkpoint.unlink(missing_ok=True)
+    plot_curves(history, out_dir / CURVES_FILE, f"{name}: {' vs '.join(stage.class_names)}")
+    best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
+    metadata = {
+        "stage": name,
+        "class_names": stage.class_names,
+        "target": params.target if plan.data_stage == "target" else None,
+        "positive_class": stage.class_names[0],
+        "architecture": params.model.architecture,
+        "image_size": size,
+        "threshold": stage.threshold if plan.data_stage == "target" else 0.5,
+        "precision_policy": policy,
+        "parent": str(plan.parent) if plan.parent else None,
+        "params_digest": digest(params.model, params.train, stage),
+        "data_digest": data_digest(shards),
+        "epochs": epoch,
+        "train_seconds": round(seconds, 1),
+        "metrics": {"val_loss": history["val_loss"][best], "val_accuracy": history["val_accuracy"][best],
+                    "best_epoch": best + 1},
+        "history": history,
+    }
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    keras.backend.clear_session()  # free memory before the next stage (the paper's last step)
+    return metadata
+
+
+def load_trained(model_dir: Path) -> tuple[keras.Model, dict]:
+    """A saved stage: (model, metadata). Works without the params that built it."""
+    if not (model_dir / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"no trained model in {model_dir} (expected {MODEL_FILE}); train it first")
+    metadata = json.loads((model_dir / METADATA_FILE).read_text())
+    return keras.models.load_model(model_dir / MODEL_FILE), metadata

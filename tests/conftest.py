@@ -1,0 +1,93 @@
+"""Shared fixtures: an isolated Prefect home, tiny pictures made in the test, tiny params."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Before Prefect / TF are imported anywhere: isolated, quiet, offline.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mona-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import io  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mona_pipeline.config import Params  # noqa: E402
+
+TINY_PARAMS = {
+    "target": "mona",
+    "data": {"raw_dir": "data/raw", "test_dir": "data/test", "manifest_dir": "data/manifest"},
+    "demo": {"seed": 3, "pictures_per_character": 6, "target_pictures": 10, "test_pictures": 24,
+             "min_side": 64, "max_side": 96},
+    "shards": {"dir": "data/shards", "image_size": 40, "target_shard_mb": 100},
+    "stages": {
+        "gender": {"classes": {"female": ["mona", "stella", "wanda", "nova", "luna", "rosa", "yuki", "kiri"],
+                               "male": ["kaito", "ren", "gil", "taro"]},
+                   "head_epochs": 1, "finetune_epochs": 1},
+        "lookalike": {"classes": {"lookalike": ["mona", "stella", "wanda", "nova", "luna", "ren", "gil"],
+                                  "different": ["rosa", "yuki", "kiri", "kaito", "taro"]},
+                      "head_epochs": 1, "finetune_epochs": 1},
+        "target": {"classes": {"mona": ["mona"], "others": ["*"]}, "head_epochs": 1, "finetune_epochs": 1},
+    },
+    "model": {"architecture": "mobilenetv3small", "image_size": 32, "width": 0.25},
+    "train": {"batch_size": 8, "patience": 2, "precision": "float32"},
+    "evaluate": {"timing_pictures": 3},
+    "sort": {"batch_size": 8},
+}
+
+
+def tiny_params(root: Path, **overrides) -> Params:
+    """TINY_PARAMS with every path under root; `overrides` replaces whole sections."""
+    raw = yaml.safe_load(yaml.safe_dump(TINY_PARAMS))
+    data = raw["data"] | overrides.pop("data", {})
+    raw.update(overrides)
+    raw["data"] = {k: str(root / v) if k.endswith("_dir") else v for k, v in data.items()}
+    raw["shards"]["dir"] = str(root / raw["shards"]["dir"])
+    return Params.model_validate(raw)
+
+
+def write_params(path: Path, params: Params) -> Path:
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def picture_bytes(fmt: str = "JPEG", size=(48, 32), mode: str = "RGB", seed: int = 0, **save) -> bytes:
+    """A small picture with structure (so hashes differ between seeds)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (4, 6, 3), dtype=np.uint8)
+    image = Image.fromarray(base, "RGB").resize(size, Image.NEAREST)
+    if mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory) -> tuple[Path, Params]:
+    """A tiny demo data set, ingested and sharded once per session: (root, params)."""
+    from mona_pipeline import demo, ingest, shards
+
+    root = tmp_path_factory.mktemp("demo")
+    params = tiny_params(root)
+    demo.generate_raw(params.demo, params.data.raw_dir, params.target)
+    demo.generate_test(params.demo, params.data.test_dir, params.target)
+    ingest.run_ingest(params.data, params.stages)
+    shards.write_shards(params.data, params.shards, params.stages)
+    return root, params

@@ -1,0 +1,73 @@
+import csv
+
+from PIL import Image
+
+from mona_pipeline import demo
+from mona_pipeline.config import DemoParams
+
+SMALL = DemoParams(seed=11, pictures_per_character=2, target_pictures=3, test_pictures=20, min_side=64, max_side=96)
+
+
+def _tree_bytes(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_draws_the_same_files(tmp_path):
+    demo.generate_raw(SMALL, tmp_path / "a")
+    demo.generate_raw(SMALL, tmp_path / "b")
+    first, second = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
+    assert first == second
+    assert len(first) == 11 * 2 + 3  # eleven others, three of the target
+
+
+def test_another_seed_draws_other_pictures(tmp_path):
+    demo.generate_raw(SMALL, tmp_path / "a")
+    demo.generate_raw(SMALL.model_copy(update={"seed": 12}), tmp_path / "b")
+    assert _tree_bytes(tmp_path / "a") != _tree_bytes(tmp_path / "b")
+
+
+def test_raw_folders_are_tags_and_pictures_decode(tmp_path):
+    demo.generate_raw(SMALL, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(c.name for c in demo.CAST)
+    suffixes = set()
+    for path in tmp_path.rglob("*.*"):
+        with Image.open(path) as image:
+            image.load()
+            assert 64 <= max(image.size) <= 96
+        suffixes.add(path.suffix)
+    assert suffixes <= {".jpg", ".png", ".webp"} and ".jpg" in suffixes
+
+
+def test_test_set_labels_match_the_characters_drawn(tmp_path):
+    params = SMALL.model_copy(update={"test_pictures": 120, "test_target_fraction": 0.15})
+    demo.generate_test(params, tmp_path)
+    with open(tmp_path / "labels.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 120
+    for row in rows:
+        assert (tmp_path / row["path"]).is_file()
+        names = row["characters"].split(";") if row["characters"] else []
+        assert row["target"] == str(int("mona" in names))
+        assert row["kind"] == demo.picture_kind(names, "mona")
+    targets = sum(int(r["target"]) for r in rows)
+    assert 8 <= targets <= 30  # about 15 % of 120
+    assert {r["kind"] for r in rows} >= {"target", "lookalike", "other"}
+
+
+def test_only_the_combination_identifies_the_target():
+    cast = demo.cast_by_name()
+    mona = cast["mona"]
+    signature = lambda c: (c.hair, c.hair_style, c.hat, "star" in c.accessories, c.outfit)  # noqa: E731
+    for character in demo.CAST[1:]:
+        assert signature(character) != signature(mona)
+    lookalikes = [c for c in demo.CAST if c.lookalike]
+    assert any(c.hair == mona.hair and c.hat == "none" for c in lookalikes)  # her hair without the hat
+    assert any(c.hat == "witch" and c.hair != mona.hair for c in lookalikes)  # the hat with other hair
+    assert any(c.outfit == mona.outfit and c.hair != mona.hair for c in lookalikes)  # her outfit, another face
+
+
+def test_character_sprite_has_requested_height_and_transparency():
+    sprite = demo.draw_character(demo.CAST[0], 120)
+    assert sprite.mode == "RGBA" and sprite.height == 120
+    alpha = sprite.getchannel("A")
+    assert alpha.getextrema() == (0, 255)  # transparent background, opaque character
