@@ -1,8 +1,11 @@
 """The `mona` command line.
 
-    mona demo-data                     # draw the demo cast into data/raw and data/test
-    mona ingest | shards               # one pipeline step, straight from the library
-    mona sort SOURCE --out DIR         # see `mona sort --help`
+    mona demo-data                         # draw the demo cast into data/raw and data/test
+    mona ingest | shards | evaluate        # one pipeline step, straight from the library
+    mona train gender|lookalike|target|baseline
+    mona sort SOURCE --out DIR [--action copy|move|link|delete|none] [--confidence P] [--review-from R]
+    mona undo OUT/runs/RUN                 # put moved or trashed pictures back
+    mona purge OUT/runs/RUN --yes          # empty a run's trash for good
 """
 
 from __future__ import annotations
@@ -60,6 +63,69 @@ def command_shards(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_train(args: argparse.Namespace) -> int:
+    from mona_pipeline import train
+
+    metadata = train.train_stage(args.stage, load_params(args.params))
+    print(json.dumps({k: metadata[k] for k in ("stage", "class_names", "epochs", "train_seconds", "metrics")}))
+    return 0
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    from mona_pipeline import evaluate
+
+    result = evaluate.run_evaluate(load_params(args.params), test_dir=args.labels)
+    print(result["markdown"])
+    return 0
+
+
+def command_sort(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mona_pipeline.sort import SortRequest, sort_source
+
+    defaults = load_params(args.params).sort if args.params.is_file() else None
+    request = SortRequest(
+        source=args.source, out=args.out, model=args.model,
+        confidence=args.confidence if args.confidence is not None else (defaults.confidence if defaults else None),
+        review_from=args.review_from if args.review_from is not None else (defaults.review_from if defaults else None),
+        action=args.action or (defaults.action if defaults else "copy"),
+        batch_size=args.batch_size or (defaults.batch_size if defaults else 64), run=args.run)
+    with tqdm(unit="pic", desc="sorting", dynamic_ncols=True, disable=args.quiet) as bar:
+        summary = sort_source(request, bar.update)
+    counts = summary["counts"]
+    print(f"{summary['pictures']} pictures: {counts['keep']} keep, {counts['review']} review, {counts['drop']} drop, "
+          f"{counts['unreadable']} unreadable ({summary['pictures_per_second']} pictures/s this session)")
+    if summary["action_failures"]:
+        print(f"{summary['action_failures']} file operations failed; those pictures were left in place "
+              f"(see the journal)")
+    print(f"kept: {summary['kept_dir']}\nreport: {summary['report']}\njournal: {summary['journal']}")
+    return 0
+
+
+def command_undo(args: argparse.Namespace) -> int:
+    from mona_pipeline.sort import undo_run
+
+    result = undo_run(args.run_dir)
+    print(f"restored {result['restored']} pictures, removed {result['removed_copies']} copies/links")
+    for source, problem in result["problems"]:
+        print(f"could not undo {source}: {problem}", file=sys.stderr)
+    return 1 if result["problems"] else 0
+
+
+def command_purge(args: argparse.Namespace) -> int:
+    from mona_pipeline.sort import purge_run
+
+    if not args.yes:
+        print("purge deletes the run's trash for good; add --yes to confirm", file=sys.stderr)
+        return 2
+    result = purge_run(args.run_dir)
+    print(f"deleted {result['purged']} trashed pictures for good")
+    for path, problem in result["problems"]:
+        print(f"could not delete {path}: {problem}", file=sys.stderr)
+    return 1 if result["problems"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mona", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file")
@@ -70,6 +136,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=command_demo_data)
     commands.add_parser("ingest", help="data/raw -> manifest").set_defaults(handler=command_ingest)
     commands.add_parser("shards", help="manifest -> TFRecord shards").set_defaults(handler=command_shards)
+    train = commands.add_parser("train", help="train one stage or the baseline")
+    train.add_argument("stage", choices=["gender", "lookalike", "target", "baseline"])
+    train.set_defaults(handler=command_train)
+    evaluate = commands.add_parser("evaluate", help="the paper's tables for the trained models")
+    evaluate.add_argument("--labels", type=Path, default=None, help="a folder with labels.csv (default data.test_dir)")
+    evaluate.set_defaults(handler=command_evaluate)
+    sort = commands.add_parser("sort", help="sort a folder, archive or list of pictures")
+    sort.add_argument("source", help="folder, .zip/.tar[.gz|.bz2|.xz] archive, .txt list of paths, or URL")
+    sort.add_argument("--out", type=Path, required=True, help="output folder (keep/, review/, runs/)")
+    sort.add_argument("--action", choices=["copy", "move", "link", "delete", "none"], default=None,
+                      help="what to do with kept/review pictures (delete: drop goes to the run's trash); default copy")
+    sort.add_argument("--confidence", type=float, default=None, help="P: keep when score >= P (default: model's)")
+    sort.add_argument("--review-from", type=float, default=None, help="R: review when R <= score < P")
+    sort.add_argument("--model", type=Path, default=Path("models/target"), help="trained model folder")
+    sort.add_argument("--batch-size", type=int, default=None)
+    sort.add_argument("--run", default=None, help="run name (the same name resumes that run)")
+    sort.add_argument("--quiet", action="store_true", help="no progress bar")
+    sort.set_defaults(handler=command_sort)
+    undo = commands.add_parser("undo", help="undo a sort run")
+    undo.add_argument("run_dir", type=Path)
+    undo.set_defaults(handler=command_undo)
+    purge = commands.add_parser("purge", help="delete a run's trash for good")
+    purge.add_argument("run_dir", type=Path)
+    purge.add_argument("--yes", action="store_true", help="confirm permanent deletion")
+    purge.set_defaults(handler=command_purge)
     return parser
 
 
@@ -82,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError) as error:  # includes SourceError, ConfigurationError, ValidationError
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -91,3 +91,41 @@ def demo_project(tmp_path_factory) -> tuple[Path, Params]:
     ingest.run_ingest(params.data, params.stages)
     shards.write_shards(params.data, params.shards, params.stages)
     return root, params
+
+
+def colour_picture(colour, fmt: str = "JPEG", size=(48, 40), **save) -> bytes:
+    """A flat picture of one colour (the colour model scores red high and blue low)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def make_colour_model(folder: Path, image_size: int = 32, threshold: float = 0.9) -> Path:
+    """A real, tiny Keras model saved like a trained stage: score = sigmoid(20 * (red - blue)).
+
+    Pure red scores ~1, pure blue ~0, grey 0.5; (200, 100, 100) about 0.9997 and
+    (140, 100, 120) about 0.65, so tests can aim at keep, review and drop.
+    """
+    import json
+
+    import keras
+
+    from mona_pipeline.models import attach_head
+
+    inputs = keras.Input((image_size, image_size, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1.0 / 255.0)(inputs))
+    backbone = keras.Model(inputs, pooled, name="backbone")
+    model = attach_head(backbone, 2, 0.0)
+    model.get_layer("head").set_weights([np.array([[10.0, -10.0], [0.0, 0.0], [-10.0, 10.0]], "float32"),
+                                         np.zeros(2, "float32")])
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    (folder / "metadata.json").write_text(json.dumps({
+        "stage": "target", "class_names": ["mona", "others"], "positive_class": "mona", "target": "mona",
+        "image_size": image_size, "threshold": threshold, "precision_policy": "float32"}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def colour_model(tmp_path_factory) -> Path:
+    return make_colour_model(tmp_path_factory.mktemp("colour-model") / "target")

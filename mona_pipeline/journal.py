@@ -1,0 +1,156 @@
+"""The run journal: one SQLite file per sort run, written as the run goes.
+
+Every picture gets one row, keyed by its item id (relative path, or
+"<index>:<member name>" inside an archive). A file operation is written down as
+`planned` (with its destination) *before* it happens and marked `done` after, in
+one transaction per batch, so a run killed at any instant can be resumed: rows
+still `planned` are checked against the disk and finished or redone, and `done`
+rows are skipped. `mona undo` reads the same rows to put pictures back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS entries (
+    item_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,          -- where the picture is (file path, or archive!member)
+    name TEXT NOT NULL,            -- relative name used for the destination
+    content_hash TEXT,
+    bytes INTEGER,
+    score REAL,
+    decision TEXT NOT NULL,        -- keep | review | drop | unreadable
+    action TEXT NOT NULL,          -- copy | move | link | trash | none
+    destination TEXT,
+    error TEXT,
+    status TEXT NOT NULL,          -- planned | done | undone | undo_failed | purged
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_status ON entries (status);
+"""
+
+
+@dataclass
+class Entry:
+    item_id: str
+    source: str
+    name: str
+    content_hash: str | None
+    bytes: int | None
+    score: float | None
+    decision: str
+    action: str
+    destination: str | None
+    error: str | None = None
+    status: str = "planned"
+    time: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Entry":
+        return cls(**{key: row[key] for key in row.keys()})
+
+
+def _locked(method):
+    def wrapper(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+    return wrapper
+
+
+class Journal:
+    """A run's journal. One connection, shared by a process's threads under a lock;
+    several processes (Dask workers) each open their own and SQLite serialises them."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.connection = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+        self.connection.row_factory = sqlite3.Row
+        self.connection.execute("PRAGMA journal_mode=WAL")
+        self.connection.execute("PRAGMA synchronous=FULL")  # a row marked done survives a power cut
+        self.connection.executescript(SCHEMA)
+        self.lock = threading.RLock()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- run metadata
+    @_locked
+    def set_info(self, **values: str) -> None:
+        with self.connection:
+            self.connection.executemany("INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)",
+                                        [(k, str(v)) for k, v in values.items()])
+
+    @_locked
+    def info(self) -> dict[str, str]:
+        return {row["key"]: row["value"] for row in self.connection.execute("SELECT key, value FROM run")}
+
+    # -- entries
+    @_locked
+    def status_of(self, item_id: str) -> str | None:
+        row = self.connection.execute("SELECT status FROM entries WHERE item_id = ?", (item_id,)).fetchone()
+        return row["status"] if row else None
+
+    @_locked
+    def get(self, item_id: str) -> Entry | None:
+        row = self.connection.execute("SELECT * FROM entries WHERE item_id = ?", (item_id,)).fetchone()
+        return Entry.from_row(row) if row else None
+
+    @_locked
+    def plan(self, entries: Iterable[Entry]) -> None:
+        """Write entries as planned, in one transaction, before their file operations happen."""
+        now = time.time()
+        rows = [(e.item_id, e.source, e.name, e.content_hash, e.bytes, e.score, e.decision, e.action,
+                 e.destination, e.error, e.status, now) for e in entries]
+        with self.connection:
+            self.connection.executemany(
+                "INSERT OR REPLACE INTO entries (item_id, source, name, content_hash, bytes, score, decision, "
+                "action, destination, error, status, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    @_locked
+    def mark(self, item_ids: Iterable[str], status: str, errors: dict[str, str] | None = None) -> None:
+        """Set the status of entries (after their file operations), in one transaction."""
+        errors = errors or {}
+        with self.connection:
+            self.connection.executemany(
+                "UPDATE entries SET status = ?, error = COALESCE(?, error), time = ? WHERE item_id = ?",
+                [(status, errors.get(i), time.time(), i) for i in item_ids])
+
+    @_locked
+    def forget(self, item_id: str) -> None:
+        """Drop an entry whose operation never happened, so the picture is sorted again."""
+        with self.connection:
+            self.connection.execute("DELETE FROM entries WHERE item_id = ?", (item_id,))
+
+    def entries(self, status: str | None = None) -> Iterator[Entry]:
+        """All entries (or those with a status), in item order."""
+        query, arguments = "SELECT * FROM entries", ()
+        if status:
+            query, arguments = query + " WHERE status = ?", (status,)
+        with self.lock:
+            rows = self.connection.execute(query + " ORDER BY item_id", arguments).fetchall()
+        for row in rows:
+            yield Entry.from_row(row)
+
+    @_locked
+    def counts(self) -> dict[str, int]:
+        return {row["decision"]: row["n"] for row in
+                self.connection.execute("SELECT decision, COUNT(*) AS n FROM entries GROUP BY decision")}
+
+    @_locked
+    def __len__(self) -> int:
+        return self.connection.execute("SELECT COUNT(*) FROM entries").fetchone()[0]

@@ -1,0 +1,90 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from mona_pipeline import train
+from mona_pipeline.models import BACKBONE
+from tests.conftest import write_params
+
+
+@pytest.mark.parametrize("gpus, bf16, expected", [(1, False, "mixed_float16"), (0, True, "mixed_bfloat16"),
+                                                  (0, False, "float32")])
+def test_auto_precision_follows_the_hardware(gpus, bf16, expected):
+    assert train.resolve_precision("auto", gpus=gpus, bf16_cpu=bf16) == expected
+
+
+def test_explicit_precision_is_kept_and_bad_one_named():
+    assert train.resolve_precision("float32", gpus=1) == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        train.resolve_precision("half")
+
+
+def test_class_weights_balance_the_classes():
+    weights = train.class_weights({"mona": 20, "others": 180}, ["mona", "others"])
+    assert weights == {0: pytest.approx(5.0), 1: pytest.approx(200 / 360)}
+    assert 20 * weights[0] == pytest.approx(180 * weights[1])
+
+
+def _with(params, **sections):
+    return params.model_copy(update=sections)
+
+
+def test_configuration_checks_stop_before_training(demo_project, tmp_path):
+    _, params = demo_project
+    models_dir = tmp_path / "models"
+    too_big = _with(params, train=params.train.model_copy(update={"batch_size": 10_000}))
+    with pytest.raises(train.ConfigurationError, match="batch_size .* lower train.batch_size"):
+        train.check_configuration(train.plan_stage("gender", too_big, models_dir), too_big)
+    with pytest.raises(train.ConfigurationError, match="starts from .*gender.*train stage 'gender' first"):
+        train.check_configuration(train.plan_stage("lookalike", params, models_dir), params)
+    empty_class = params.stages.target.model_copy(update={"classes": {"mona": ["nobody"], "others": ["*"]}})
+    no_pictures = _with(params, stages=params.stages.model_copy(update={"target": empty_class}))
+    with pytest.raises(train.ConfigurationError, match="class 'mona' has no train pictures"):
+        train.check_configuration(train.plan_stage("baseline", params, models_dir), no_pictures)
+    huge_input = _with(params, model=params.model.model_copy(update={"image_size": 512}))
+    with pytest.raises(train.ConfigurationError, match="larger than the shards"):
+        train.check_configuration(train.plan_stage("gender", huge_input, models_dir), huge_input)
+
+
+def test_baseline_gets_the_whole_curriculum_budget(demo_project, tmp_path):
+    _, params = demo_project
+    plan = train.plan_stage("baseline", params, tmp_path)
+    total = sum(s.head_epochs + s.finetune_epochs for _, s in params.stages.items())
+    assert plan.parent is None and plan.data_stage == "target" and plan.finetune_epochs == total
+
+
+def test_batch_norm_calibration_sets_statistics_of_the_batch():
+    inputs = keras.Input((4,))
+    norm = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Model(inputs, norm(inputs))
+    images = np.random.default_rng(0).normal(3.0, 2.0, (256, 4)).astype("float32")
+    train.BatchNormCalibrator(model, images)()
+    np.testing.assert_allclose(norm.moving_mean.numpy(), images.mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), images.var(axis=0), rtol=1e-3)
+    assert norm.momentum == 0.99  # restored
+
+
+def test_two_stage_chain_under_prefect(demo_project, tmp_path, prefect_harness, monkeypatch):
+    from flows import build
+
+    root, params = demo_project
+    small = _with(params, model=params.model.model_copy(update={"architecture": "compactcnn", "width": 0.25}))
+    params_file = write_params(tmp_path / "params.yaml", small)
+    monkeypatch.chdir(tmp_path)  # models/ is written relative to the working directory
+    gender = build.train_flow("gender", params_file)
+    lookalike = build.train_flow("lookalike", params_file)
+    assert gender["class_names"] == ["female", "male"] and lookalike["class_names"] == ["lookalike", "different"]
+    assert lookalike["parent"] == "models/gender"
+    for stage in ("gender", "lookalike"):
+        folder = tmp_path / "models" / stage
+        assert {"model.keras", "metadata.json", "curves.png"} <= {p.name for p in folder.iterdir()}
+        assert (folder / "live" / "plots" / "metrics" / "train" / "accuracy.tsv").is_file()
+    metadata = json.loads((tmp_path / "models/lookalike/metadata.json").read_text())
+    assert metadata["precision_policy"] == "float32" and metadata["image_size"] == 32
+    assert len(metadata["history"]["val_loss"]) == metadata["epochs"] == 2
+    # Transfer: the lookalike model started from the gender backbone (same architecture, new head).
+    parent, _ = train.load_trained(tmp_path / "models/gender")
+    child, _ = train.load_trained(tmp_path / "models/lookalike")
+    assert [w.shape for w in parent.get_layer(BACKBONE).weights] == [w.shape for w in child.get_layer(BACKBONE).weights]
