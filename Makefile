@@ -17,12 +17,15 @@ $(BIN)/mona: pyproject.toml
 
 setup: $(BIN)/mona
 
-# The main job: draw the demo data, track it with DVC, rebuild the pipeline.
+# The main job: draw the demo data, track it with DVC, rebuild the pipeline (train, evaluate),
+# then sort the demo's random archive with the trained model.
 demo: setup
 	$(BIN)/mona demo-data
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc add --quiet data/raw data/test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
-	@$(BIN)/python -m mona_pipeline.summary
+	rm -rf sorted/demo
+	$(BIN)/mona sort data/test/images --out sorted/demo --run demo --action copy
+	@$(BIN)/python -m mona_pipeline.summary --sort-run sorted/demo/runs/demo
 
 test: setup
 	$(BIN)/python -m pytest -q

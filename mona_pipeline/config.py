@@ -123,7 +123,7 @@ class StagesParams(Section):
 
 
 class ModelParams(Section):
-    architecture: Literal["compactcnn", "mobilenetv3small", "efficientnetv2b0", "monacnn"] = "compactcnn"
+    architecture: Literal["compactcnn", "mobilenetv3small", "efficientnetv2b0", "monacnn"] = "mobilenetv3small"
     image_size: int = Field(128, ge=16)
     # "imagenet" downloads weights: only for machines that can reach the internet.
     weights: Literal["none", "imagenet"] = "none"

@@ -113,7 +113,8 @@ def write_shards(data: DataParams, params: ShardParams, stages: StagesParams) ->
     for old in params.dir.glob("*.tfrecord"):
         old.unlink()
     index = {"image_size": params.image_size, "shards": [], "counts": {},
-             "stages": {name: stage.class_names for name, stage in stages.items()}}
+             "stages": {name: stage.class_names for name, stage in stages.items()},
+             "classes": {name: stage.classes for name, stage in stages.items()}}
     for split in SPLITS:
         # Content-hash order is a fixed pseudo-random order: every shard gets a mix of classes.
         rows = sorted((r for r in manifest if r["split"] == split), key=lambda r: r["content_hash"])

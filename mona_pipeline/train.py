@@ -113,6 +113,10 @@ def check_configuration(plan: StagePlan, params: Params) -> None:
         if config.feature_size() < 1:
             raise ConfigurationError(f"monacnn needs model.image_size >= 382 (got {params.model.image_size})")
     stage = getattr(params.stages, plan.data_stage)
+    if index.get("classes", {}).get(plan.data_stage) != stage.classes:
+        raise ConfigurationError(
+            f"the shards in {shard_dir} were built with other classes for stage {plan.data_stage!r} "
+            f"({index.get('classes', {}).get(plan.data_stage)}); rebuild them (dvc repro shards)")
     for split in ("train", "validation"):
         counts = class_counts(shard_dir, split, plan.data_stage)
         for class_name in stage.class_names:

@@ -46,7 +46,7 @@ TINY_PARAMS = {
 
 def tiny_params(root: Path, **overrides) -> Params:
     """TINY_PARAMS with every path under root; `overrides` replaces whole sections."""
-    raw = yaml.safe_load(yaml.safe_dump(TINY_PARAMS))
+    raw = yaml.safe_load(yaml.safe_dump(TINY_PARAMS, sort_keys=False))  # class order is meaningful
     data = raw["data"] | overrides.pop("data", {})
     raw.update(overrides)
     raw["data"] = {k: str(root / v) if k.endswith("_dir") else v for k, v in data.items()}

@@ -41,8 +41,15 @@ def test_configuration_checks_stop_before_training(demo_project, tmp_path):
         train.check_configuration(train.plan_stage("lookalike", params, models_dir), params)
     empty_class = params.stages.target.model_copy(update={"classes": {"mona": ["nobody"], "others": ["*"]}})
     no_pictures = _with(params, stages=params.stages.model_copy(update={"target": empty_class}))
-    with pytest.raises(train.ConfigurationError, match="class 'mona' has no train pictures"):
+    with pytest.raises(train.ConfigurationError, match="built with other classes .*dvc repro shards"):
         train.check_configuration(train.plan_stage("baseline", params, models_dir), no_pictures)
+    from mona_pipeline import ingest, shards
+    rebuilt = _with(no_pictures, data=params.data.model_copy(update={"manifest_dir": tmp_path / "manifest"}),
+                    shards=params.shards.model_copy(update={"dir": tmp_path / "shards"}))
+    ingest.run_ingest(rebuilt.data, rebuilt.stages)
+    shards.write_shards(rebuilt.data, rebuilt.shards, rebuilt.stages)
+    with pytest.raises(train.ConfigurationError, match="class 'mona' has no train pictures.*folders \\['nobody'\\]"):
+        train.check_configuration(train.plan_stage("baseline", rebuilt, models_dir), rebuilt)
     huge_input = _with(params, model=params.model.model_copy(update={"image_size": 512}))
     with pytest.raises(train.ConfigurationError, match="larger than the shards"):
         train.check_configuration(train.plan_stage("gender", huge_input, models_dir), huge_input)

@@ -1,0 +1,47 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mona_pipeline import evaluate
+
+
+def test_labelled_folder_needs_labels(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no labels.csv"):
+        evaluate.read_labelled_folder(tmp_path)
+    (tmp_path / "labels.csv").write_text("file,label\na.jpg,1\n")
+    with pytest.raises(ValueError, match="path and target"):
+        evaluate.read_labelled_folder(tmp_path)
+
+
+def test_false_alarms_are_broken_down_by_kind():
+    truth = np.array([1, 1, 0, 0, 0, 0], bool)
+    scores = np.array([0.99, 0.2, 0.97, 0.96, 0.1, np.nan])
+    kinds = ["target", "target", "lookalike", "other", "lookalike", "none"]
+    result = evaluate.evaluate_set(truth, scores, kinds, 0.95, 0.9)
+    assert result["false_alarms"] == 2 and result["missed"] == 1 and result["unreadable"] == 1
+    assert result["false_alarms_by_kind"] == {"lookalike": 1, "other": 1, "none": 0}
+    assert result["threshold_for_precision"]["threshold"] == 0.99
+
+
+def test_run_evaluate_writes_metrics_report_and_scores(demo_project, colour_model, tmp_path):
+    _, params = demo_project
+    result = evaluate.run_evaluate(params, tmp_path / "evaluation", tmp_path / "metrics.json",
+                                   models={"three_stage": colour_model, "baseline": colour_model})
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for model in ("three_stage", "baseline"):
+        for name in ("validation", "test"):
+            entry = metrics[model][name]
+            assert {"accuracy", "precision", "recall", "f1", "false_alarms", "missed", "pictures"} <= set(entry)
+    with open(params.data.test_dir / "labels.csv") as handle:
+        labels = list(csv.DictReader(handle))
+    assert metrics["three_stage"]["test"]["pictures"] == len(labels)
+    full = json.loads((tmp_path / "evaluation" / "metrics_full.json").read_text())
+    assert full["three_stage"]["test"]["target_pictures"] == sum(int(r["target"]) for r in labels)
+    report = (tmp_path / "evaluation" / "evaluation.md").read_text()
+    assert "target missed" in report and "false alarms on look-alikes" in report and "mode s" in report
+    with open(tmp_path / "evaluation" / "scores_three_stage_test.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == len(labels)
+    assert (tmp_path / "evaluation" / "precision_recall.png").stat().st_size > 1000
+    assert result["timing"]["three_stage"]["pictures"] == params.evaluate.timing_pictures
