@@ -185,9 +185,10 @@ class Sorter:
                     continue
                 try:
                     data = item.read()
-                except OSError as error:
+                except Exception as error:  # hostile sources fail in many ways: OSError, BadZipFile, zlib...
                     pending[item.item_id] = Pending(item, None, None)
-                    yield item.item_id, BadPicture(f"unreadable: {error.strerror or error}")
+                    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+                    yield item.item_id, BadPicture(f"unreadable: {reason}")
                     continue
                 pending[item.item_id] = Pending(item, data, content_hash(data))
                 yield item.item_id, data

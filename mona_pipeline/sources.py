@@ -16,6 +16,7 @@ import os
 import posixpath
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
@@ -160,18 +161,29 @@ class TarSource:
         self.archive = archive
 
     def items(self) -> Iterator[Item]:
-        with tarfile.open(self.archive, mode="r|*") as handle:
-            for index, member in enumerate(handle):
-                handle.members = []  # streaming: do not keep every header in memory
-                if not member.isfile() or not is_picture_name(member.name):
-                    continue  # links, devices and folders are never followed or written
-                if member.size > MAX_MEMBER_BYTES:
-                    data: bytes | OSError = OSError(f"member too large: {member.size} bytes")
-                else:
-                    extracted = handle.extractfile(member)
-                    data = extracted.read() if extracted else OSError("member cannot be read")
-                yield Item(f"{index:08d}:{member.name}", safe_relative(member.name).as_posix(),
-                           f"{self.archive}!{member.name}", _constant(data))
+        index = -1
+        try:
+            with tarfile.open(self.archive, mode="r|*") as handle:
+                for index, member in enumerate(handle):
+                    handle.members = []  # streaming: do not keep every header in memory
+                    if not member.isfile() or not is_picture_name(member.name):
+                        continue  # links, devices and folders are never followed or written
+                    yield Item(f"{index:08d}:{member.name}", safe_relative(member.name).as_posix(),
+                               f"{self.archive}!{member.name}", _constant(self._read(handle, member)))
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+            # A damaged archive: what came before was sorted; say plainly where reading stopped.
+            yield Item(f"{index + 1:08d}:<damaged>", "damaged", f"{self.archive} after member {index + 1}",
+                       _constant(OSError(f"archive damaged after member {index + 1}: {error}")))
+
+    @staticmethod
+    def _read(handle: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | OSError:
+        if member.size > MAX_MEMBER_BYTES:
+            return OSError(f"member too large: {member.size} bytes")
+        try:
+            extracted = handle.extractfile(member)
+            return extracted.read() if extracted else OSError("member cannot be read")
+        except (tarfile.TarError, EOFError, zlib.error) as error:
+            return OSError(f"member cannot be read: {error}")
 
     def ids(self) -> Iterator[str]:
         with tarfile.open(self.archive, mode="r|*") as handle:

@@ -197,6 +197,32 @@ def test_tar_archives_are_read_in_place(tmp_path, colour_model, mode, suffix):
     assert summary["counts"] == {"keep": 1, "review": 0, "drop": 1, "unreadable": 1}
 
 
+def test_damaged_archives_are_reported_not_fatal(tmp_path, colour_model):
+    archive = tmp_path / "cut.tar.gz"
+    with tarfile.open(archive, "w:gz") as handle:
+        for index in range(6):
+            data = picture_bytes("PNG", size=(300, 300), seed=index)  # noisy: does not compress away
+            info = tarfile.TarInfo(f"p{index}.png")
+            info.size = len(data)
+            handle.addfile(info, io.BytesIO(data))
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])  # cut off the end
+    summary = sort_source(_request(archive, tmp_path / "out", colour_model))
+    assert summary["counts"]["unreadable"] >= 1 and summary["pictures"] >= 2
+    assert any("damaged" in error for _, error in summary["errors"])
+    crc = tmp_path / "crc.zip"
+    with zipfile.ZipFile(crc, "w") as handle:
+        handle.writestr("good.png", colour_picture(RED, "PNG"))
+        handle.writestr("bad.png", colour_picture(RED, "PNG", size=(60, 60)))
+    raw = bytearray(crc.read_bytes())
+    position = raw.find(b"bad.png") + len(b"bad.png") + 40  # inside bad.png's data
+    raw[position] ^= 0xFF
+    crc.write_bytes(bytes(raw))
+    summary = sort_source(_request(crc, tmp_path / "out2", colour_model))
+    entries = _journal(summary)
+    assert entries["good.png"].decision == "keep"
+    assert entries["bad.png"].decision == "unreadable" and "unreadable" in entries["bad.png"].error
+
+
 def test_list_source_reads_the_listed_paths(inbox, tmp_path, colour_model):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# pictures to sort\ninbox/a/red.jpg\n{inbox / 'blue.webp'}\n\ninbox/missing.jpg\n")
