@@ -30,7 +30,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from mona_pipeline.report import ReportSampler, write_report
 from mona_pipeline.sort import REPORT_NAME, RunState, Sorter, SortRequest
-from mona_pipeline.sources import open_source
 
 IN_FLIGHT = 4  # chunks submitted and not yet collected
 
@@ -74,11 +73,11 @@ def sort_flow(request: SortRequest) -> dict:
     start = time.perf_counter()
     sorter = _sorter(request.model_dump_json())  # validates source, action and model before any work
     recover_run(request)
-    total = sum(1 for _ in open_source(request.source).ids())
+    total = sum(1 for _ in sorter.source.ids())
     progress = create_progress_artifact(progress=0.0, key="sort-progress",
                                         description=f"sorting {total} pictures from {request.source}")
     states, done, running = [], 0, []
-    chunks = chunked(open_source(request.source).ids(), request.chunk_size)
+    chunks = chunked(sorter.source.ids(), request.chunk_size)
     for chunk in chunks:  # bounded in flight: memory does not grow with the number of chunks
         running.append((sort_chunk.submit(request, chunk), len(chunk)))
         if len(running) >= IN_FLIGHT:

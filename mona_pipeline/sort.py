@@ -113,7 +113,7 @@ class Sorter:
         from mona_pipeline.train import load_trained
 
         self.request = request
-        self.source = open_source(request.source)
+        self.source = open_source(request.source, exclude=request.out)
         if request.action in ("move", "delete", "link") and not self.source.movable:
             raise SourceError(f"action {request.action!r} needs pictures on a local disk, but {request.source} is "
                               f"read in place and never changed; use --action copy or none")

@@ -63,12 +63,14 @@ class FolderSource:
 
     movable = True
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, exclude: Path | None = None):
         self.root = root
+        self.exclude = exclude.resolve() if exclude else None  # e.g. the sort's output inside the source
 
     def items(self) -> Iterator[Item]:
         for directory, subdirectories, files in os.walk(self.root, followlinks=False):
-            subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+            subdirectories[:] = sorted(d for d in subdirectories if not d.startswith(".")
+                                       and (Path(directory) / d).resolve() != self.exclude)
             for name in sorted(files):
                 path = Path(directory) / name
                 if name.startswith(".") or not is_picture_name(name) or path.is_symlink():
@@ -245,8 +247,10 @@ def _gfile_reader(url: str) -> Callable[[], bytes]:
     return read
 
 
-def open_source(spec: str | Path):
+def open_source(spec: str | Path, exclude: Path | None = None):
     """Pick the source kind from the path: folder, archive, list file, or remote URL.
+
+    `exclude` is a folder a folder source never walks into (the sort's own output).
 
     Raises:
         SourceError: the path does not exist or is of no known kind.
@@ -257,7 +261,7 @@ def open_source(spec: str | Path):
     path = Path(text.removeprefix("file://"))
     lower = path.name.lower()
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path, exclude)
     if not path.exists():
         raise SourceError(f"source not found: {path}")
     if lower.endswith(".zip"):

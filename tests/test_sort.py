@@ -141,6 +141,14 @@ def test_link_makes_symlinks_to_the_sources(inbox, tmp_path, colour_model):
     assert link.is_symlink() and link.resolve() == (inbox / "a" / "red.jpg").resolve()
 
 
+def test_an_output_folder_inside_the_source_is_never_sorted_again(inbox, tmp_path, colour_model):
+    request = _request(inbox, inbox / "sorted", colour_model, action="move")
+    first = sort_source(request)
+    second = sort_source(request.model_copy(update={"run": "again"}))
+    assert second["this_session"]["keep"] == 0 and first["counts"]["keep"] == 4
+    assert sorted(_tree(inbox / "sorted" / "keep")) == ["a/red.jpg", "b/red.jpg", "red_really_png.jpg", "scan.tiff"]
+
+
 def test_none_only_reports(inbox, tmp_path, colour_model):
     summary = sort_source(_request(inbox, tmp_path / "out", colour_model, action="none"))
     assert summary["counts"]["keep"] == 4
