@@ -1,18 +1,21 @@
 """The HTML contact sheet of a sort run: thumbnails of kept, review and dropped pictures with scores.
 
 A fixed-size random sample per decision (reservoir sampling), so a run over a
-million pictures makes a page of a few hundred thumbnails; each thumbnail is made
-while the picture's bytes are in memory, so archives need no second pass.
+million pictures makes a page of a few hundred thumbnails. A thumbnail is the
+picture as the model saw it (already decoded and squashed to the model's square
+input), so the report costs no second decode and archives need no second pass;
+the page shows it at the picture's own aspect ratio.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 from PIL import Image
 
 from mona_pipeline.journal import Entry
@@ -27,6 +30,7 @@ class Sample:
     score: float
     destination: str | None
     thumbnail: str  # file name under the thumbs folder
+    size: tuple[int, int] | None = None  # the picture's real width and height
 
 
 class ReportSampler:
@@ -38,34 +42,30 @@ class ReportSampler:
         self.seen: dict[str, int] = {}
         self.samples: dict[str, list[Sample]] = {}
 
-    def offer(self, entry: Entry, data: bytes | None) -> None:
+    def offer(self, entry: Entry, seen_image: np.ndarray | None,
+              size_of: Callable[[], tuple[int, int] | None] = lambda: None) -> None:
+        """Consider a picture for the report.
+
+        Args:
+            seen_image: (S, S, 3) float in [0, 255], the model's input for it.
+            size_of: gives its real (width, height), asked only if the picture is sampled.
+        """
         decision = entry.decision
         seen = self.seen[decision] = self.seen.get(decision, 0) + 1
         chosen = self.samples.setdefault(decision, [])
         slot = len(chosen) if len(chosen) < self.per_decision else self.random.randrange(seen)
-        if slot >= self.per_decision or data is None:
+        if slot >= self.per_decision or seen_image is None:
             return
-        thumbnail = self._thumbnail(entry, data)
-        if thumbnail is None:
-            return
-        sample = Sample(entry.name, entry.source, entry.score or 0.0, entry.destination, thumbnail)
+        self.thumbs_dir.mkdir(parents=True, exist_ok=True)
+        thumbnail = f"{entry.content_hash[:20]}.jpg"
+        pixels = np.clip(seen_image, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(self.thumbs_dir / thumbnail, "JPEG", quality=85)
+        sample = Sample(entry.name, entry.source, entry.score or 0.0, entry.destination, thumbnail, size_of())
         if slot < len(chosen):
             chosen[slot] = sample
         else:
             chosen.append(sample)
 
-    def _thumbnail(self, entry: Entry, data: bytes) -> str | None:
-        try:
-            image = Image.open(io.BytesIO(data))
-            image.draft("RGB", (THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))
-            image = image.convert("RGB")
-            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        except Exception:  # a thumbnail is a convenience; the picture was scored already
-            return None
-        self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-        name = f"{entry.content_hash[:20]}.jpg"
-        image.save(self.thumbs_dir / name, "JPEG", quality=80)
-        return name
 
 
 PAGE = """<!doctype html>
@@ -75,7 +75,7 @@ body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
 h2 {{ border-bottom: 2px solid #ccc; }}
 .grid {{ display: flex; flex-wrap: wrap; gap: 10px; }}
 figure {{ margin: 0; width: 170px; background: white; padding: 4px; box-shadow: 0 1px 3px #aaa; }}
-figure img {{ max-width: 160px; max-height: 160px; display: block; margin: auto; }}
+figure img {{ display: block; margin: auto; }}
 figcaption {{ font-size: 11px; word-break: break-all; }}
 .score {{ font-weight: bold; }}
 .keep .score {{ color: #1a7f37; }} .review .score {{ color: #b08800; }} .drop .score {{ color: #a40e26; }}
@@ -90,6 +90,14 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 """
 
 
+def _shape(size: tuple[int, int] | None) -> str:
+    """CSS that shows a square model-input thumbnail at the picture's own aspect ratio."""
+    if not size or not size[0] or not size[1]:
+        return f"width:{THUMBNAIL_SIDE}px;height:{THUMBNAIL_SIDE}px"
+    scale = THUMBNAIL_SIDE / max(size)
+    return f"width:{max(1, round(size[0] * scale))}px;height:{max(1, round(size[1] * scale))}px"
+
+
 def write_report(path: Path, summary: dict, sampler: ReportSampler) -> Path:
     """Write the run's HTML contact sheet next to its thumbs/ folder."""
     sections = []
@@ -99,7 +107,7 @@ def write_report(path: Path, summary: dict, sampler: ReportSampler) -> Path:
             continue
         total = summary["this_session"].get(decision, 0)
         figures = "\n".join(
-            f'<figure><img src="thumbs/{html.escape(s.thumbnail)}" alt="">'
+            f'<figure><img src="thumbs/{html.escape(s.thumbnail)}" alt="" style="{_shape(s.size)}">'
             f'<figcaption><span class="score">{s.score:.3f}</span> {html.escape(s.name)}</figcaption></figure>'
             for s in samples)
         sections.append(f'<h2>{decision} ({len(samples)} shown of {total} in this session)</h2>'

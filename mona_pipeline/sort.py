@@ -15,6 +15,7 @@ journaled (see journal.py), so a killed run resumes exactly where it stopped.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import re
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Literal
 
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mona_pipeline import actions, inference
@@ -105,6 +107,15 @@ class RunState:
     samples: dict = field(default_factory=dict)
 
 
+def _picture_size(data: bytes | None) -> tuple[int, int] | None:
+    """(width, height) from the header alone; None if unknown."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Exception:
+        return None
+
+
 class Sorter:
     """One sort run: model, journal and report sampler, fed items by the CLI or by flow tasks."""
 
@@ -127,7 +138,7 @@ class Sorter:
         self.score_fn = inference.make_score_fn(self.model, positive)
         self.positive = positive
         self.run_dir = request.run_dir()
-        self.journal = Journal(self.run_dir / JOURNAL_NAME)
+        self.journal = Journal(self.run_dir / JOURNAL_NAME, durable=request.action != "none")
         self.journal.set_info(source=request.source, out=str(request.out), action=request.action,
                               confidence=self.confidence, review_from=request.review_from, model=str(request.model),
                               target=self.metadata.get("target") or "")
@@ -195,7 +206,8 @@ class Sorter:
 
         batch: list[tuple[Pending, inference.Scored]] = []
         for scored in inference.score_stream(self.model, feed(), self.image_size, self.positive,
-                                             self.request.batch_size, self.request.max_image_pixels, self.score_fn):
+                                             self.request.batch_size, self.request.max_image_pixels, self.score_fn,
+                                             with_images=True):
             batch.append((pending.pop(scored.key), scored))
             if len(batch) >= self.request.batch_size:
                 self._commit(batch, state, sampler)
@@ -229,12 +241,12 @@ class Sorter:
         entries = [self._plan(pending, scored, taken) for pending, scored in batch]
         self.journal.plan(entries)
         done, failed = [], {}
-        for entry, (pending, _) in zip(entries, batch):
+        for entry, (pending, scored) in zip(entries, batch):
             state.counts[entry.decision] += 1
             if entry.error:
                 state.errors.append((entry.source, entry.error))
             if entry.decision != "unreadable":
-                sampler.offer(entry, pending.data)
+                sampler.offer(entry, scored.image, lambda data=pending.data: _picture_size(data))
             if entry.action == "none":
                 continue
             try:
