@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from bench.common import write_result
 from mona_pipeline.config import load_params
+from mona_pipeline.inference import decode_for_model
 from mona_pipeline.ingest import read_manifest
 from mona_pipeline.models import build_model
 from mona_pipeline.shards import augment, make_dataset
@@ -32,9 +33,8 @@ def raw_folder_dataset(params, batch_size: int) -> tf.data.Dataset:
     size = params.model.image_size
 
     def load(path, label):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        image = tf.image.resize(image, [params.shards.image_size] * 2)
+        # The project's decoder (JPEG at reduced scale, WebP via tensorflow-io), then the same augmentation.
+        image = decode_for_model(tf.io.read_file(path), params.shards.image_size)
         seed = tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int64)
         return augment(tf.cast(image, tf.uint8), size, seed), label
 
