@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--model", type=Path, default=Path("models/target"))
     parser.add_argument("--folder", type=Path, default=Path("bench/archive/small"))
+    parser.add_argument("--name", default="scale", help="results file: bench/results/NAME.json")
     args = parser.parse_args(argv)
     runs = []
     for size in args.sizes:
@@ -48,11 +49,14 @@ def main(argv: list[str] | None = None) -> dict:
               f"peak RSS {run['peak_rss_mb']:.0f} MB")
     by_size = {r["pictures"]: r for r in runs}
     result = {"runs": runs}
-    if 10000 in by_size and 50000 in by_size:
-        result["rss_50k_vs_10k"] = round(by_size[50000]["peak_rss_mb"] / by_size[10000]["peak_rss_mb"], 3)
-        result["seconds_per_file_50k_vs_10k"] = round(
-            (by_size[50000]["seconds"] / 50000) / (by_size[10000]["seconds"] / 10000), 3)
-    path = write_result("scale", result)
+    sizes = sorted(by_size)
+    if len(sizes) >= 2:  # the largest against the one before it
+        small, large = sizes[-2], sizes[-1]
+        key = f"{large // 1000}k_vs_{small // 1000}k"
+        result[f"rss_{key}"] = round(by_size[large]["peak_rss_mb"] / by_size[small]["peak_rss_mb"], 3)
+        result[f"seconds_per_file_{key}"] = round(
+            (by_size[large]["seconds"] / large) / (by_size[small]["seconds"] / small), 3)
+    path = write_result(args.name, result)
     print(f"-> {path}")
     return result
 
