@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import RESULTS, make_archive, peak_rss_mb, write_result
+from bench.common import make_archive, peak_rss_mb, write_result
 
 
 def decode_only(paths: list[Path], image_size: int, batch_size: int) -> float:

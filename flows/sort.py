@@ -28,8 +28,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from mona_pipeline.report import ReportSampler, write_report
-from mona_pipeline.sort import REPORT_NAME, RunState, Sorter, SortRequest
+from mona_pipeline.report import ReportSampler
+from mona_pipeline.sort import RunState, Sorter, SortRequest
 
 IN_FLIGHT = 4  # chunks submitted and not yet collected
 

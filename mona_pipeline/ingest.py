@@ -129,7 +129,7 @@ def assign_splits(rows: list[dict], groups: list[int], validation_fraction: floa
     tag_groups: dict[str, set[int]] = defaultdict(set)
     for index, group in enumerate(groups):
         tag_groups[rows[index]["tag"]].add(group)
-    for tag, tag_group_set in tag_groups.items():
+    for tag_group_set in tag_groups.values():
         ordered = sorted(tag_group_set, key=lambda g: split_fraction(keys[g]))
         if len(ordered) >= 2 and all(split[g] == "train" for g in ordered):
             split[ordered[0]] = "validation"
