@@ -134,8 +134,10 @@ def _cell(result: dict, key: str | None, label: str) -> str:
     value = result.get(key)
     if value is None:
         return "-"
-    return f"{value:.2%}" if key in ("recall", "accuracy", "precision", "f1") else \
-        f"{value:.3f}" if isinstance(value, float) else str(value)
+    if key in ("recall", "accuracy", "precision"):
+        low, high = result.get(f"{key}_ci", (None, None))
+        return f"{value:.2%}" + (f" ({low:.0%}-{high:.0%})" if low is not None else "")
+    return f"{value:.2%}" if key == "f1" else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def paper_table(results: dict[str, dict]) -> str:
@@ -231,7 +233,8 @@ def _write_scores(path: Path, labelled: LabelledSet, scores: np.ndarray) -> None
 
 
 def render_report(results: dict[str, dict], timing: dict[str, dict], target_precision: float) -> str:
-    lines = ["# Evaluation", "", "Decision: score >= the model's threshold P.", "", paper_table(results), "",
+    lines = ["# Evaluation", "", "Decision: score >= the model's threshold P. In brackets: 95% Wilson intervals "
+             "(how far a rate measured on this many pictures can be from the true one).", "", paper_table(results), "",
              f"## Threshold for precision >= {target_precision:.0%}", ""]
     rows = []
     for name, result in results.items():

@@ -6,6 +6,7 @@ All functions take `truth` (bool per picture: shows the target) and `scores`
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import numpy as np
@@ -26,6 +27,9 @@ def confusion(truth: np.ndarray, flagged: np.ndarray) -> dict:
     precision = hits / flagged_count if flagged_count else 0.0
     recall = hits / targets if targets else 0.0
     return {
+        "recall_ci": wilson_interval(hits, targets),
+        "precision_ci": wilson_interval(hits, flagged_count),
+        "accuracy_ci": wilson_interval(pictures - errors, pictures),
         "pictures": pictures,
         "target_pictures": targets,
         "flagged": flagged_count,
@@ -37,6 +41,17 @@ def confusion(truth: np.ndarray, flagged: np.ndarray) -> dict:
         "precision": precision,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
     }
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95% (z = 1.96) Wilson score interval of a proportion: how far a rate measured on few pictures can be off."""
+    if trials == 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from mona_pipeline.metrics import confusion, latency_stats, roc_auc, threshold_for_precision, threshold_sweep
+from mona_pipeline.metrics import (confusion, latency_stats, roc_auc, threshold_for_precision, threshold_sweep,
+                                   wilson_interval)
 
 
 def _paper_case(pictures, targets, flagged, missed):
@@ -68,3 +69,13 @@ def test_latency_stats_as_the_paper_reports():
     stats = latency_stats([0.06, 0.06, 0.07, 0.27, 0.06])
     assert stats["min_s"] == 0.06 and stats["max_s"] == 0.27 and stats["mode_s"] == 0.06
     assert stats["mean_s"] == pytest.approx(0.104) and stats["median_s"] == 0.06
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    low, high = wilson_interval(30, 30)
+    assert high == 1.0 and low == pytest.approx(0.8865, abs=1e-4)
+    # Fewer pictures, wider interval: what makes 22 targets too few to rank two models.
+    assert wilson_interval(16, 22)[1] - wilson_interval(16, 22)[0] > wilson_interval(64, 88)[1] - wilson_interval(64, 88)[0]
