@@ -206,8 +206,9 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if training:
         dataset = dataset.shuffle(len(files), seed=seed)
+    # deterministic=True: the same seed must give the same batches (parallel reads stay parallel).
     dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                                 num_parallel_calls=AUTOTUNE, deterministic=not training)
+                                 num_parallel_calls=AUTOTUNE, deterministic=True)
     dataset = dataset.map(parse_example, num_parallel_calls=AUTOTUNE)
     dataset = dataset.filter(lambda example: example[label_key] >= 0)
 

@@ -95,3 +95,16 @@ def test_two_stage_chain_under_prefect(demo_project, tmp_path, prefect_harness, 
     parent, _ = train.load_trained(tmp_path / "models/gender")
     child, _ = train.load_trained(tmp_path / "models/lookalike")
     assert [w.shape for w in parent.get_layer(BACKBONE).weights] == [w.shape for w in child.get_layer(BACKBONE).weights]
+
+
+def test_same_seed_trains_the_same_model(demo_project, tmp_path, monkeypatch):
+    _, params = demo_project
+    small = _with(params, model=params.model.model_copy(update={"architecture": "compactcnn", "width": 0.25}))
+    monkeypatch.chdir(tmp_path)
+    first = train.train_stage("gender", small, tmp_path / "a")
+    second = train.train_stage("gender", small, tmp_path / "b")
+    assert first["history"]["val_loss"] == second["history"]["val_loss"]
+    a, _ = train.load_trained(tmp_path / "a" / "gender")
+    b, _ = train.load_trained(tmp_path / "b" / "gender")
+    for left, right in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(left, right)
