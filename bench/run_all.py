@@ -31,7 +31,9 @@ def table() -> str:
         ("Prefect flow vs. library sort of the same pictures (s)",
          f"{over['prefect_flow_sort_s']} vs {over['library_sort_s']}", ""),
     ]
-    lines = [f"Measured {sort['when']} on {sort['machine']['cpu']} ({sort['machine']['cores']} cores, "
+    when = ", ".join(f"{name} {result['when']}" for name, result in
+                     (("sort", sort), ("training input", train), ("scale", size), ("overhead", over)))
+    lines = [f"Measured ({when}) on {sort['machine']['cpu']} ({sort['machine']['cores']} cores, "
              f"GPUs: {sort['machine']['gpus'] or 'none'}), model {sort['architecture']} at {sort['image_size']} px, "
              f"{sort['precision_policy']}.", "", "| measure | value | target |", "|---|---|---|"]
     lines += [f"| {name} | {value} | {target} |" for name, value, target in rows]
