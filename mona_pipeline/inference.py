@@ -18,6 +18,7 @@ import collections
 import io
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -47,7 +48,6 @@ def pillow_thumbnail(data: bytes, name: str, image_size: int, max_pixels: int) -
     picture = load_picture(data, name, max_pixels)
     image = picture.image
     if min(image.size) > 2 * image_size:
-        image.draft("RGB", (2 * image_size, 2 * image_size))
         image = image.resize((2 * image_size, 2 * image_size), Image.BILINEAR, reducing_gap=2.0)
     buffer = io.BytesIO()
     image.save(buffer, "BMP")
@@ -188,8 +188,6 @@ def score_stream(model, items: Iterable[tuple[str, bytes]], image_size: int, pos
 
 def read_files(paths: Iterable, root=None) -> Iterator[tuple[str, bytes | BadPicture]]:
     """(key, bytes) for files; key is the path relative to root when given; (key, BadPicture) if unreadable."""
-    from pathlib import Path
-
     for path in paths:
         path = Path(path)
         key = path.relative_to(root).as_posix() if root else str(path)
