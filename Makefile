@@ -25,7 +25,7 @@ demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	rm -rf sorted/demo
 	$(BIN)/mona sort data/test/images --out sorted/demo --run demo --action copy
-	@$(BIN)/python -m mona_pipeline.summary --sort-run sorted/demo/runs/demo
+	@$(BIN)/mona summary --sort-run sorted/demo/runs/demo
 
 test: setup
 	$(BIN)/python -m pytest -q

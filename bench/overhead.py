@@ -40,18 +40,19 @@ def main(argv: list[str] | None = None) -> dict:
     version_seconds = timed(lambda: subprocess.run(dvc + ["version"], env=env, check=True, capture_output=True))
 
     from flows.sort import sort_flow
-    from mona_pipeline.sort import SortRequest, sort_source
+    from mona_pipeline.sort import build_request, sort_source
 
     folder = make_archive(Path("bench/archive/realistic"), args.pictures)
     listing_dir = Path(tempfile.mkdtemp())
     listing = listing_dir / "list.txt"
     listing.write_text("\n".join(str(p.resolve()) for p in sorted(folder.iterdir())[: args.pictures]) + "\n")
 
-    def request(name: str) -> SortRequest:
-        return SortRequest(source=str(listing), out=listing_dir / name, model=args.model, action="none", run=name)
+    def overrides(name: str) -> dict:
+        return {"model": args.model, "action": "none", "run": name}
 
-    library_seconds = timed(lambda: sort_source(request("library")))
-    flow_seconds = timed(lambda: sort_flow(request("flow")))
+    library_seconds = timed(lambda: sort_source(build_request(None, str(listing), listing_dir / "library",
+                                                              overrides("library"))))
+    flow_seconds = timed(lambda: sort_flow(str(listing), listing_dir / "flow", overrides("flow"), Path("none.yaml")))
     shutil.rmtree(listing_dir)
     result = {"dvc_repro_nothing_to_do_s": round(repro_seconds, 2), "dvc_version_s": round(version_seconds, 2),
               "pipeline_up_to_date_before": noop.returncode == 0, "sort_pictures": args.pictures,

@@ -19,10 +19,10 @@ from bench.common import small_pictures, write_result
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from mona_pipeline.sort import SortRequest, sort_source
+from mona_pipeline.sort import build_request, sort_source
 start = time.perf_counter()
-summary = sort_source(SortRequest(source=sys.argv[1], out=Path(sys.argv[2]), model=Path(sys.argv[3]),
-                                  action="none", batch_size=128, run="scale"))
+summary = sort_source(build_request(None, sys.argv[1], Path(sys.argv[2]),
+                                    {"model": sys.argv[3], "action": "none", "batch_size": 128, "run": "scale"}))
 print(json.dumps({"pictures": summary["pictures"], "seconds": time.perf_counter() - start,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

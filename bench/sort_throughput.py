@@ -24,16 +24,17 @@ def decode_only(paths: list[Path], image_size: int, batch_size: int) -> float:
     """Pictures/s of the sort's reading + decoding path without the model."""
     import tensorflow as tf
 
-    from mona_pipeline import inference
+    from mona_pipeline.config import MAX_IMAGE_PIXELS
+    from mona_pipeline.preprocess import decode_for_model, prepare
 
     def items():
         for path in paths:
             data = path.read_bytes()
-            yield inference.prepare(data, path.name, image_size, 64_000_000)
+            yield prepare(data, path.name, image_size, MAX_IMAGE_PIXELS)
 
     start = time.perf_counter()
     dataset = tf.data.Dataset.from_generator(items, output_signature=tf.TensorSpec([], tf.string))
-    dataset = dataset.map(lambda d: inference.decode_for_model(d, image_size),
+    dataset = dataset.map(lambda d: decode_for_model(d, image_size),
                           num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
     count = sum(int(batch.shape[0]) for batch in dataset)
     assert count == len(paths)
@@ -64,30 +65,30 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from mona_pipeline.sort import Sorter, SortRequest
-    from mona_pipeline.train import load_trained
+    from mona_pipeline.models import load_trained
+    from mona_pipeline.sort import SortRun, build_request
 
     folder = make_archive(args.archive, args.pictures)
     paths = sorted(folder.iterdir())[: args.pictures]
-    model, metadata = load_trained(args.model)
-    size = int(metadata["image_size"])
+    trained = load_trained(args.model)
+    metadata, size = trained.metadata, trained.image_size
     decode_only(paths[:64], size, args.batch_size)  # warm up file cache and TF kernels
     ceiling = decode_only(paths, size, args.batch_size)
     with tempfile.TemporaryDirectory() as out:
         listing = Path(out) / "list.txt"
         listing.write_text("\n".join(str(p.resolve()) for p in paths) + "\n")
+        request = build_request(None, str(listing), Path(out), {"model": args.model, "action": "none",
+                                                                 "batch_size": args.batch_size, "run": "bench"})
         start = time.perf_counter()
-        sorter = Sorter(SortRequest(source=str(listing), out=Path(out), model=args.model, action="none",
-                                    batch_size=args.batch_size, run="bench"))  # loads the model: start-up
-        startup = time.perf_counter() - start
-        start = time.perf_counter()
-        summary = sorter.finish(sorter.process(sorter.source.items()), 0.0)  # same steps as `mona sort`
-        sort_rate = summary["pictures"] / (time.perf_counter() - start)
-        sorter.close()
-    paper_rate, latencies = paper_loop(paths[: args.paper_pictures], model, size)
+        with SortRun(request) as run:  # loads the model: start-up
+            startup = time.perf_counter() - start
+            start = time.perf_counter()
+            summary = run.finish(run.process(run.source.items()), 0.0)  # the same steps as `mona sort`
+            sort_rate = summary["pictures"] / (time.perf_counter() - start)
+    paper_rate, latencies = paper_loop(paths[: args.paper_pictures], trained.network, size)
     result = {
         "pictures": len(paths), "formats": sorted({p.suffix for p in paths}), "image_size": size,
-        "architecture": metadata.get("architecture"), "precision_policy": metadata.get("precision_policy"),
+        "architecture": metadata.architecture, "precision_policy": metadata.precision_policy,
         "decode_only_img_s": round(ceiling, 1), "sort_img_s": round(sort_rate, 1),
         "paper_loop_img_s": round(paper_rate, 2), "paper_loop_pictures": len(latencies),
         "sort_vs_ceiling": round(sort_rate / ceiling, 3), "sort_vs_paper_loop": round(sort_rate / paper_rate, 1),

@@ -6,6 +6,7 @@
     mona sort SOURCE --out DIR [--action copy|move|link|delete|none] [--confidence P] [--review-from R]
     mona undo OUT/runs/RUN                 # put moved or trashed pictures back
     mona purge OUT/runs/RUN --yes          # empty a run's trash for good
+    mona summary [--sort-run OUT/runs/RUN] # the evaluation table, and how a sort agrees with it
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
-from mona_pipeline.config import ParamsError, digest, load_params
+from mona_pipeline.config import Action, ParamsError, digest, load_params
 
 logger = logging.getLogger("mona_pipeline")
 
@@ -67,7 +69,7 @@ def command_train(args: argparse.Namespace) -> int:
     from mona_pipeline import train
 
     metadata = train.train_stage(args.stage, load_params(args.params))
-    print(json.dumps({k: metadata[k] for k in ("stage", "class_names", "epochs", "train_seconds", "metrics")}))
+    print(metadata.model_dump_json(include={"stage", "class_names", "epochs", "train_seconds", "metrics"}))
     return 0
 
 
@@ -82,15 +84,12 @@ def command_evaluate(args: argparse.Namespace) -> int:
 def command_sort(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from mona_pipeline.sort import SortRequest, sort_source
+    from mona_pipeline.sort import build_request, overrides_from, sort_source
 
-    defaults = load_params(args.params).sort if args.params.is_file() else None
-    request = SortRequest(
-        source=args.source, out=args.out, model=args.model,
-        confidence=args.confidence if args.confidence is not None else (defaults.confidence if defaults else None),
-        review_from=args.review_from if args.review_from is not None else (defaults.review_from if defaults else None),
-        action=args.action or (defaults.action if defaults else "copy"),
-        batch_size=args.batch_size or (defaults.batch_size if defaults else 64), run=args.run)
+    # Outside a project folder there is no params.yaml: the built-in defaults apply.
+    params = load_params(args.params) if args.params.is_file() else None
+    overrides = overrides_from(args)
+    request = build_request(params, args.source, args.out, overrides)
     with tqdm(unit="pic", desc="sorting", dynamic_ncols=True, disable=args.quiet) as bar:
         summary = sort_source(request, bar.update)
     counts = summary["counts"]
@@ -126,6 +125,13 @@ def command_purge(args: argparse.Namespace) -> int:
     return 1 if result["problems"] else 0
 
 
+def command_summary(args: argparse.Namespace) -> int:
+    from mona_pipeline.summary import demo_summary
+
+    print(demo_summary(args.reports, args.sort_run))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mona", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file")
@@ -145,12 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     sort = commands.add_parser("sort", help="sort a folder, archive or list of pictures")
     sort.add_argument("source", help="folder, .zip/.tar[.gz|.bz2|.xz] archive, .txt list of paths, or URL")
     sort.add_argument("--out", type=Path, required=True, help="output folder (keep/, review/, runs/)")
-    sort.add_argument("--action", choices=["copy", "move", "link", "delete", "none"], default=None,
+    # Every option defaults to None = params.yaml's `sort` section (or the built-in default outside a project).
+    sort.add_argument("--action", choices=get_args(Action), default=None,
                       help="what to do with kept/review pictures (delete: drop goes to the run's trash); default copy")
     sort.add_argument("--confidence", type=float, default=None, help="P: keep when score >= P (default: model's)")
     sort.add_argument("--review-from", type=float, default=None, help="R: review when R <= score < P")
-    sort.add_argument("--model", type=Path, default=Path("models/target"), help="trained model folder")
-    sort.add_argument("--batch-size", type=int, default=None)
+    sort.add_argument("--model", type=Path, default=None, help="trained model folder (default models/target)")
+    sort.add_argument("--batch-size", type=int, default=None, help="pictures scored per batch")
     sort.add_argument("--run", default=None, help="run name (the same name resumes that run)")
     sort.add_argument("--quiet", action="store_true", help="no progress bar")
     sort.set_defaults(handler=command_sort)
@@ -161,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("run_dir", type=Path)
     purge.add_argument("--yes", action="store_true", help="confirm permanent deletion")
     purge.set_defaults(handler=command_purge)
+    summary = commands.add_parser("summary", help="the evaluation table, and how a sort run agrees with it")
+    summary.add_argument("--reports", type=Path, default=Path("reports/evaluation"), help="evaluate's report folder")
+    summary.add_argument("--sort-run", type=Path, default=None, help="a sort run folder (OUT/runs/RUN)")
+    summary.set_defaults(handler=command_summary)
     return parser
 
 

@@ -22,6 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 STAGE_ORDER = ("gender", "lookalike", "target")
 WILDCARD = "*"
+# The paper's P: keep a picture when the target's probability is at least this. Stored with the model.
+DEFAULT_THRESHOLD = 0.95
+# Pictures with more pixels than this are refused as decompression bombs (ingest, evaluate and sort alike).
+MAX_IMAGE_PIXELS = 64_000_000
+# What a sort does with the pictures it keeps or reviews (`delete`: dropped ones go to the run's trash).
+Action = Literal["copy", "move", "link", "delete", "none"]
 
 
 class ParamsError(ValueError):
@@ -37,8 +43,7 @@ class DataParams(Section):
     test_dir: Path = Path("data/test")
     manifest_dir: Path = Path("data/manifest")
     validation_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    # Pictures with more pixels than this are refused as decompression bombs.
-    max_image_pixels: int = Field(64_000_000, gt=0)
+    max_image_pixels: int = Field(MAX_IMAGE_PIXELS, gt=0, description="larger pictures are refused as decompression bombs")
     # Hamming distance between 64-bit perceptual hashes that counts as "near duplicate".
     near_duplicate_distance: int = Field(4, ge=0, le=16)
 
@@ -80,7 +85,7 @@ class StageParams(Section):
     learning_rate: float = Field(2e-3, gt=0)
     finetune_learning_rate: float = Field(5e-4, gt=0)
     # Decision threshold P stored with the model (used for the target stage; the paper's default).
-    threshold: float = Field(0.95, gt=0.0, lt=1.0)
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0.0, lt=1.0)
 
     @field_validator("classes")
     @classmethod
@@ -145,14 +150,27 @@ class TrainParams(Section):
 class EvaluateParams(Section):
     target_precision: float = Field(0.95, gt=0.0, le=1.0)
     timing_pictures: int = Field(60, ge=1)
+    batch_size: int = Field(64, ge=1, le=4096, description="pictures scored per batch")
 
 
 class SortParams(Section):
-    confidence: float | None = Field(None, ge=0.0, le=1.0, description="None = the model's threshold")
-    review_from: float | None = Field(None, ge=0.0, le=1.0)
-    action: Literal["copy", "move", "link", "delete", "none"] = "copy"
-    batch_size: int = Field(64, ge=1)
-    chunk_size: int = Field(2048, ge=1)
+    """A sort's settings: params.yaml's `sort` section, and the fields a sort run form shows."""
+
+    confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="P: keep a picture when its score is at least P; empty = the model's threshold")
+    review_from: float | None = Field(
+        None, ge=0.0, le=1.0, description="R: pictures scoring in [R, P) go to review/; empty = no review band")
+    action: Action = Field("copy", description=(
+        "copy (default) or link the kept/review pictures into OUT; move takes them OUT of the source folder; "
+        "delete moves the dropped ones into the run's trash (undo puts everything back); none only reports"))
+    batch_size: int = Field(64, ge=1, le=4096, description="pictures scored per batch")
+    chunk_size: int = Field(2048, ge=1, description="pictures per task in the Prefect flow")
+
+    @model_validator(mode="after")
+    def _band_below_confidence(self):
+        if self.review_from is not None and self.confidence is not None and self.review_from >= self.confidence:
+            raise ValueError(f"review_from ({self.review_from}) must be below confidence ({self.confidence})")
+        return self
 
 
 class Params(Section):

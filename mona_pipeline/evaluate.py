@@ -1,10 +1,10 @@
 """evaluate: the paper's tables for the three-stage model and the no-curriculum baseline.
 
-    python -m flows.build evaluate       # the DVC stage
+    python -m flows.evaluate       # the DVC stage
     mona evaluate --labels DIR           # any labelled folder: DIR/labels.csv with path,target[,kind]
 
 Pictures are scored through the same streaming path as `mona sort`
-(`inference.score_stream`), so a sort at the same threshold decides the same.
+(`inference.score_stream`, preprocessing from `preprocess`), so a sort at the same threshold decides the same.
 Two sets: the stage-3 validation split (raw pictures, from the manifest) and
 the labelled random archive (data/test). Writes reports/metrics.json (DVC
 metrics), reports/evaluation.md, a precision-recall plot and threshold sweeps.
@@ -21,16 +21,23 @@ from pathlib import Path
 
 import numpy as np
 
-from mona_pipeline import inference
 from mona_pipeline.config import Params
+from mona_pipeline.inference import Scorer, read_files, score_stream
 from mona_pipeline.ingest import read_manifest
+from mona_pipeline.markdown import markdown_table
 from mona_pipeline.metrics import confusion, latency_stats, roc_auc, threshold_for_precision, threshold_sweep
-from mona_pipeline.reporting import markdown_table
-from mona_pipeline.train import load_trained
+from mona_pipeline.models import load_trained
+from mona_pipeline.preprocess import decode_for_model, prepare
 
 logger = logging.getLogger(__name__)
 
 MODELS = {"three_stage": Path("models/target"), "baseline": Path("models/baseline")}
+REPORTS_DIR, REPORT_NAME = Path("reports/evaluation"), "evaluation.md"
+
+
+def scores_path(reports_dir: Path, model_name: str, set_name: str) -> Path:
+    """Where a model's per-picture scores on a set go (CSV: path, target, kind, score)."""
+    return reports_dir / f"scores_{model_name}_{set_name}.csv"
 
 
 @dataclass
@@ -66,13 +73,11 @@ def validation_set(params: Params) -> LabelledSet:
     return LabelledSet("validation", [params.data.raw_dir / r["path"] for r in rows], truth, kinds)
 
 
-def score_set(model, metadata: dict, labelled: LabelledSet, batch_size: int, max_pixels: int) -> tuple[np.ndarray, float]:
+def score_set(scorer: Scorer, labelled: LabelledSet, batch_size: int, max_pixels: int) -> tuple[np.ndarray, float]:
     """Scores for every picture of the set (NaN where unreadable) and the batch throughput in pictures/s."""
-    positive = metadata["class_names"].index(metadata["positive_class"])
     keys = [str(p) for p in labelled.paths]
     start = time.perf_counter()
-    scored = {r.key: r for r in inference.score_stream(model, inference.read_files(labelled.paths),
-                                                       metadata["image_size"], positive, batch_size, max_pixels)}
+    scored = {r.key: r for r in score_stream(scorer, read_files(labelled.paths), batch_size, max_pixels)}
     seconds = time.perf_counter() - start
     for key in keys:
         if scored[key].error:
@@ -81,16 +86,14 @@ def score_set(model, metadata: dict, labelled: LabelledSet, batch_size: int, max
     return scores, len(keys) / seconds
 
 
-def time_one_by_one(model, metadata: dict, paths: list[Path], max_pixels: int) -> list[float]:
+def time_one_by_one(scorer: Scorer, paths: list[Path], max_pixels: int) -> list[float]:
     """Seconds per picture the paper's way: read, decode, resize and predict one picture at a time."""
-    positive = metadata["class_names"].index(metadata["positive_class"])
-    score_fn = inference.make_score_fn(model, positive)
     seconds = []
     for index, path in enumerate(paths):
         start = time.perf_counter()
-        data = inference.prepare(path.read_bytes(), path.name, metadata["image_size"], max_pixels)
-        image = inference.decode_for_model(data, metadata["image_size"])
-        float(score_fn(image[None])[0])
+        data = prepare(path.read_bytes(), path.name, scorer.image_size, max_pixels)
+        image = decode_for_model(data, scorer.image_size)
+        float(scorer(image[None])[0])
         if index:  # the first call traces the graph: not a picture's time
             seconds.append(time.perf_counter() - start)
     return seconds
@@ -170,7 +173,7 @@ def plot_precision_recall(curves: dict[str, tuple[np.ndarray, np.ndarray]], path
     return path
 
 
-def run_evaluate(params: Params, reports_dir: Path = Path("reports/evaluation"),
+def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
                  metrics_path: Path = Path("reports/metrics.json"), test_dir: Path | None = None,
                  models: dict[str, Path] | None = None) -> dict:
     """Evaluate each model on the validation split and the labelled test folder; write the reports.
@@ -186,30 +189,29 @@ def run_evaluate(params: Params, reports_dir: Path = Path("reports/evaluation"),
         sets.append(read_labelled_folder(test_dir))
     metrics, table_results, curves, timing = {}, {}, {}, {}
     for model_name, model_dir in models.items():
-        model, metadata = load_trained(model_dir)
-        threshold = float(metadata.get("threshold", 0.95))
+        scorer = Scorer(load_trained(model_dir))
+        threshold = scorer.trained.metadata.threshold
         metrics[model_name] = {}
         for labelled in sets:
-            scores, per_second = score_set(model, metadata, labelled, params.sort.batch_size,
-                                           params.data.max_image_pixels)
+            scores, per_second = score_set(scorer, labelled, params.evaluate.batch_size, params.data.max_image_pixels)
             result = evaluate_set(labelled.truth, scores, labelled.kinds, threshold,
                                   params.evaluate.target_precision)
             result["batch_pictures_per_second"] = per_second
             metrics[model_name][labelled.name] = result
             table_results[f"{model_name}, {labelled.name}"] = result
             curves[f"{model_name}, {labelled.name}"] = (labelled.truth[~np.isnan(scores)], scores[~np.isnan(scores)])
-            _write_scores(reports_dir / f"scores_{model_name}_{labelled.name}.csv", labelled, scores)
+            _write_scores(scores_path(reports_dir, model_name, labelled.name), labelled, scores)
             with open(reports_dir / f"sweep_{model_name}_{labelled.name}.csv", "w", newline="") as handle:
                 sweep = threshold_sweep(labelled.truth, np.nan_to_num(scores, nan=0.0))
                 writer = csv.DictWriter(handle, fieldnames=list(sweep[0]))
                 writer.writeheader()
                 writer.writerows(sweep)
         timed = sets[-1].paths[: params.evaluate.timing_pictures + 1]
-        timing[model_name] = {**latency_stats(time_one_by_one(model, metadata, timed, params.data.max_image_pixels)),
+        timing[model_name] = {**latency_stats(time_one_by_one(scorer, timed, params.data.max_image_pixels)),
                               "batch_pictures_per_second": metrics[model_name][sets[-1].name]["batch_pictures_per_second"]}
     plot_precision_recall(curves, reports_dir / "precision_recall.png")
     markdown = render_report(table_results, timing, params.evaluate.target_precision)
-    (reports_dir / "evaluation.md").write_text(markdown)
+    (reports_dir / REPORT_NAME).write_text(markdown)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(_for_dvc(metrics), indent=2))
     (reports_dir / "metrics_full.json").write_text(json.dumps(metrics, indent=2, default=float))

@@ -81,6 +81,37 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _damage(error: Exception) -> str:
+    return "truncated" if "truncat" in str(error).lower() else "corrupt"
+
+
+def open_header(data: bytes, max_pixels: int) -> Image.Image:
+    """Open a picture lazily (header only) and check what the header alone can tell.
+
+    Raises:
+        BadPicture: empty, not a picture, a corrupt header, or more than `max_pixels` pixels.
+    """
+    if not data:
+        raise BadPicture("zero-byte file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        claimed = sniff_format(data)
+        if claimed:
+            raise BadPicture(f"corrupt {claimed}: the header says {claimed} but it cannot be read") from None
+        raise BadPicture("not a picture (unrecognised content)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise BadPicture(f"decompression bomb: {error}") from None
+    except Exception as error:  # Pillow raises assorted errors on hostile headers
+        raise BadPicture(f"{_damage(error)}: {error}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise BadPicture(f"too large: {width}x{height} = {width * height} pixels > limit {max_pixels}")
+    return image
+
+
 def load_picture(data: bytes, name: str, max_pixels: int) -> Picture:
     """Decode a picture's bytes fully and normalise it.
 
@@ -92,34 +123,21 @@ def load_picture(data: bytes, name: str, max_pixels: int) -> Picture:
     Raises:
         BadPicture: empty, not a picture, unsupported format, too large, truncated or corrupt.
     """
-    if not data:
-        raise BadPicture("zero-byte file")
+    image = open_header(data, max_pixels)
+    real_format = image.format or "unknown"
+    if real_format not in FORMAT_EXTENSIONS:
+        raise BadPicture(f"unsupported format {real_format}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise BadPicture(f"too large: {width}x{height} = {width * height} pixels > limit {max_pixels}")
-            real_format = image.format or "unknown"
-            if real_format not in FORMAT_EXTENSIONS:
-                raise BadPicture(f"unsupported format {real_format}")
             image.seek(0)  # GIF / multi-page TIFF: the first frame
             image.load()
             source_mode = image.mode
             image = ImageOps.exif_transpose(image)
             rgb = to_rgb(image)
-    except BadPicture:
-        raise
-    except UnidentifiedImageError:
-        claimed = sniff_format(data)
-        if claimed:
-            raise BadPicture(f"corrupt {claimed}: the header says {claimed} but it cannot be read") from None
-        raise BadPicture("not a picture (unrecognised content)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise BadPicture(f"decompression bomb: {error}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        reason = "truncated" if "truncat" in str(error).lower() else "corrupt"
-        raise BadPicture(f"{reason}: {error}") from None
+        raise BadPicture(f"{_damage(error)}: {error}") from None
     extension = Path(name).suffix.lower()
     return Picture(rgb, real_format, source_mode, extension in FORMAT_EXTENSIONS[real_format])

@@ -1,6 +1,6 @@
 """ingest: data/raw/<tag>/** -> a labelled Parquet manifest, a rejects table and a summary.
 
-    python -m flows.build ingest      # as the DVC stage runs it
+    python -m flows.ingest      # as the DVC stage runs it
     mona ingest                       # the same from the CLI
 
 Every file is decoded fully once. Broken files never stop the run: they go to

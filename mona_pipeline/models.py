@@ -6,18 +6,25 @@ is the float32 softmax layer. Transfer between stages keeps the backbone and
 replaces the head (`replace_head`).
 
     model = build_model(ModelParams(architecture="monacnn", image_size=512), num_classes=2)
+    trained = load_trained(Path("models/target"))   # a saved stage: keras model + typed metadata
+    trained.positive_index, trained.metadata.threshold
+
+Only keras and pydantic are imported here, so a sort loads a model without the training stack.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 from keras import layers
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mona_pipeline.config import ModelParams
 
 BACKBONE, HEAD = "backbone", "head"
+MODEL_FILE, METADATA_FILE = "model.keras", "metadata.json"
 
 
 @dataclass(frozen=True)
@@ -137,3 +144,83 @@ def build_model(params: ModelParams, num_classes: int = 2, backbone: keras.Model
 def replace_head(model: keras.Model, params: ModelParams, num_classes: int = 2, name: str = "model") -> keras.Model:
     """A new model with `model`'s backbone (weights kept, shared) and a freshly initialised head."""
     return build_model(params, num_classes, backbone=model.get_layer(BACKBONE), name=name)
+
+
+# ---------------------------------------------------------------- a trained model on disk
+
+
+class ModelMetadata(BaseModel):
+    """What travels with a saved model (models/<stage>/metadata.json): enough to use it without params.yaml."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str = Field(description="gender | lookalike | target | baseline")
+    class_names: list[str] = Field(min_length=2, max_length=2)
+    positive_class: str = Field(description="the class whose probability is the score")
+    target: str | None = Field(None, description="the character, for target-stage models")
+    architecture: str | None = None
+    image_size: int = Field(gt=0, description="side of the square model input")
+    threshold: float = Field(gt=0.0, lt=1.0, description="the default P for decisions")
+    precision_policy: str = "float32"
+    parent: str | None = Field(None, description="the stage this one was transferred from")
+    params_digest: str | None = None
+    data_digest: str | None = None
+    epochs: int | None = None
+    train_seconds: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict, description="best epoch's validation numbers")
+    history: dict[str, list[float]] = Field(default_factory=dict, description="per-epoch curves")
+
+    @model_validator(mode="after")
+    def _positive_is_a_class(self) -> "ModelMetadata":
+        if self.positive_class not in self.class_names:
+            raise ValueError(f"positive_class {self.positive_class!r} is not one of {self.class_names}")
+        return self
+
+    @property
+    def positive_index(self) -> int:
+        return self.class_names.index(self.positive_class)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A saved stage loaded for use: the network and its metadata."""
+
+    network: keras.Model
+    metadata: ModelMetadata
+    folder: Path
+
+    @property
+    def positive_index(self) -> int:
+        return self.metadata.positive_index
+
+    @property
+    def image_size(self) -> int:
+        return self.metadata.image_size
+
+
+def save_trained(network: keras.Model, metadata: ModelMetadata, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    network.save(folder / MODEL_FILE)
+    (folder / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+
+
+def read_metadata(folder: Path) -> ModelMetadata:
+    """A saved model's metadata alone (no network loaded).
+
+    Raises:
+        FileNotFoundError: the folder holds no trained model.
+        ValueError: its metadata.json is not valid.
+    """
+    if not (folder / MODEL_FILE).is_file() or not (folder / METADATA_FILE).is_file():
+        raise FileNotFoundError(f"no trained model in {folder} (expected {MODEL_FILE} and {METADATA_FILE}); "
+                                f"train it first (dvc repro)")
+    try:
+        return ModelMetadata.model_validate_json((folder / METADATA_FILE).read_text())
+    except ValueError as error:
+        raise ValueError(f"{folder / METADATA_FILE} is not valid model metadata: {error}") from None
+
+
+def load_trained(folder: Path) -> TrainedModel:
+    """A saved stage, usable without the params that built it."""
+    metadata = read_metadata(folder)
+    return TrainedModel(keras.models.load_model(folder / MODEL_FILE), metadata, folder)

@@ -1,6 +1,6 @@
 """shards: manifest -> TFRecord shards (train and validation apart) + index.json; and `make_dataset`.
 
-    python -m flows.build shards      # the DVC stage
+    python -m flows.shards      # the DVC stage
     train_ds = make_dataset(Path("data/shards"), "train", "target", batch_size=32, image_size=128, training=True)
 
 Each picture is decoded and resized once, to `shards.image_size` (the model
@@ -11,7 +11,6 @@ label of every stage. A stage's dataset is a filter over the same shards
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import logging
@@ -22,11 +21,11 @@ from pathlib import Path
 from typing import Iterator
 
 import tensorflow as tf
-from PIL import Image
 
 from mona_pipeline.config import STAGE_ORDER, DataParams, ShardParams, StagesParams
 from mona_pipeline.images import load_picture
 from mona_pipeline.ingest import read_manifest
+from mona_pipeline.preprocess import augment, encode_square, resize_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +37,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 def encode_for_shard(raw_path: Path, image_size: int, max_pixels: int, quality: int) -> bytes:
     """Decode a picture, squash it to image_size x image_size (as the paper resizes), JPEG-encode it."""
     picture = load_picture(raw_path.read_bytes(), raw_path.name, max_pixels)
-    image = picture.image.resize((image_size, image_size), Image.BILINEAR, reducing_gap=2.0)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
+    return encode_square(picture.image, image_size, "JPEG", quality=quality)
 
 
 def _bytes_feature(value: bytes) -> tf.train.Feature:
@@ -147,34 +143,6 @@ FEATURES = {
 
 def parse_example(record: tf.Tensor) -> dict[str, tf.Tensor]:
     return tf.io.parse_single_example(record, FEATURES)
-
-
-def augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
-    """Random crop (from the shard margin), flip, brightness and contrast. Hue is left alone:
-    hair and outfit colours are what tells characters apart.
-
-    Args:
-        image: (S, S, 3) uint8, S >= image_size.
-        seed: shape (2,) int, for stateless (reproducible) randomness.
-    Returns:
-        (image_size, image_size, 3) float32 in [0, 255].
-    """
-    seeds = tf.random.experimental.stateless_split(seed, num=5)
-    side = tf.shape(image)[0]
-    # Crop a random square between image_size and the whole picture, then resize: scale + shift.
-    crop = tf.random.stateless_uniform([], seeds[0], minval=image_size, maxval=side + 1, dtype=tf.int32)
-    image = tf.image.stateless_random_crop(image, [crop, crop, 3], seeds[1])
-    # At most a 1.125x downscale (the shard margin): bilinear needs no antialiasing filter here.
-    image = tf.image.resize(image, [image_size, image_size])
-    image = tf.image.stateless_random_flip_left_right(image, seeds[2])
-    image = tf.image.stateless_random_brightness(image, 0.15 * 255.0, seeds[3])
-    image = tf.image.stateless_random_contrast(image, 0.8, 1.2, seeds[4])
-    return tf.clip_by_value(image, 0.0, 255.0)
-
-
-def resize_for_model(image: tf.Tensor, image_size: int) -> tf.Tensor:
-    """(H, W, 3) uint8 -> (image_size, image_size, 3) float32 in [0, 255]; the same squash as sorting uses."""
-    return tf.image.resize(image, [image_size, image_size], antialias=True)
 
 
 def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image_size: int, training: bool,

@@ -1,22 +1,21 @@
-"""What `make demo` prints at the end: the paper-style table, the demo sort, and whether they agree.
+"""What `make demo` shows at the end: the paper-style table, the demo sort, and whether the two agree.
 
-    python -m mona_pipeline.summary [--sort-run sorted/demo/runs/demo]
+    mona summary --sort-run sorted/demo/runs/demo
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
-from mona_pipeline.journal import Journal
+from mona_pipeline.evaluate import REPORT_NAME, scores_path
+from mona_pipeline.sort.journal import JOURNAL_NAME, Journal
 
 
-def sort_agreement(scores_csv: Path, run_dir: Path, test_dir: Path) -> tuple[int, int]:
+def sort_agreement(scores_csv: Path, run_dir: Path) -> tuple[int, int]:
     """How many pictures got the same keep/not-keep decision from evaluate (at the run's P) and from the sort."""
-    with Journal(run_dir / "journal.sqlite") as journal:
+    with Journal(run_dir / JOURNAL_NAME) as journal:
         threshold = float(journal.info()["confidence"])
         decided = {Path(e.source).resolve(): e.decision == "keep" for e in journal.entries()}
     same = total = 0
@@ -29,28 +28,23 @@ def sort_agreement(scores_csv: Path, run_dir: Path, test_dir: Path) -> tuple[int
     return same, total
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--reports", type=Path, default=Path("reports"))
-    parser.add_argument("--sort-run", type=Path, default=None)
-    parser.add_argument("--test-dir", type=Path, default=Path("data/test"))
-    args = parser.parse_args(argv)
-    evaluation = args.reports / "evaluation" / "evaluation.md"
+def demo_summary(reports_dir: Path, sort_run: Path | None = None, model_name: str = "three_stage",
+                 set_name: str = "test") -> str:
+    """The evaluation report, where its parts are, and (with a sort run) the sort's counts and agreement.
+
+    Raises:
+        FileNotFoundError: there is no evaluation report yet.
+    """
+    evaluation = reports_dir / REPORT_NAME
     if not evaluation.is_file():
-        print(f"no evaluation report at {evaluation}: run `dvc repro` first", file=sys.stderr)
-        return 1
-    print(evaluation.read_text())
-    print(f"Report: {evaluation}; DVC metrics: {args.reports / 'metrics.json'} (`dvc metrics show`); "
-          f"training curves: models/<stage>/curves.png (`dvc plots show`).")
-    if args.sort_run and (args.sort_run / "summary.json").is_file():
-        summary = json.loads((args.sort_run / "summary.json").read_text())
-        print(f"\nDemo sort of {summary['source']}: {summary['counts']}")
-        print(f"Kept pictures: {summary['kept_dir']}\nContact sheet: {summary['report']}\nJournal: {summary['journal']}")
-        same, total = sort_agreement(args.reports / "evaluation" / "scores_three_stage_test.csv", args.sort_run,
-                                     args.test_dir)
-        print(f"Sort and evaluate agree on {same} of {total} pictures at P = {summary['confidence']}.")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        raise FileNotFoundError(f"no evaluation report at {evaluation}: run `dvc repro` first")
+    lines = [evaluation.read_text(),
+             f"Report: {evaluation}; training curves: models/<stage>/curves.png (`dvc plots show`)."]
+    if sort_run is not None and (sort_run / "summary.json").is_file():
+        summary = json.loads((sort_run / "summary.json").read_text())
+        same, total = sort_agreement(scores_path(reports_dir, model_name, set_name), sort_run)
+        lines += [f"\nDemo sort of {summary['source']}: {summary['counts']}",
+                  f"Kept pictures: {summary['kept_dir']}\nContact sheet: {summary['report']}\n"
+                  f"Journal: {summary['journal']}",
+                  f"Sort and evaluate agree on {same} of {total} pictures at P = {summary['confidence']}."]
+    return "\n".join(lines)

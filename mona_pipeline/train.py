@@ -1,6 +1,6 @@
 """train: one transfer stage (gender -> lookalike -> target), or the no-curriculum baseline.
 
-    python -m flows.build train_gender      # DVC stages: train_gender, train_lookalike, train_target, baseline
+    python -m flows.train gender      # DVC stages: train_gender, train_lookalike, train_target, baseline
 
 Stage k starts from stage k-1's saved model: the backbone is kept, the head
 replaced for the new classes; the new head trains first with the backbone
@@ -12,7 +12,6 @@ to a PNG. Unreasonable configurations stop before any training.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
@@ -23,12 +22,13 @@ import keras
 import tensorflow as tf
 
 from mona_pipeline.config import STAGE_ORDER, Params, digest
-from mona_pipeline.models import BACKBONE, MonaCNNConfig, build_model, replace_head
+from mona_pipeline.models import (BACKBONE, MODEL_FILE, ModelMetadata, MonaCNNConfig, build_model, replace_head,
+                                  save_trained)
 from mona_pipeline.shards import class_counts, make_dataset, read_index
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE, METADATA_FILE, CURVES_FILE = "model.keras", "metadata.json", "curves.png"
+CURVES_FILE = "curves.png"
 
 
 class ConfigurationError(ValueError):
@@ -232,15 +232,82 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> Path
     return path
 
 
-def train_stage(name: str, params: Params, models_dir: Path = Path("models")) -> dict:
+@dataclass
+class StageData:
+    """What one stage trains and validates on."""
+
+    train: tf.data.Dataset  # (B, S, S, 3) float32 augmented, labels (B,) (one-hot with label smoothing)
+    validation: tf.data.Dataset  # the same, plain resize, cached
+    calibration: tf.Tensor  # (<= 256, S, S, 3): a fixed batch for BatchNorm recalibration
+    class_weight: dict[int, float]
+    steps_per_epoch: int
+
+
+def load_stage_data(plan: StagePlan, params: Params) -> StageData:
+    shards, size, batch = params.shards.dir, params.model.image_size, params.train.batch_size
+    smoothing = params.train.label_smoothing
+    train_ds = make_dataset(shards, "train", plan.data_stage, batch, size, training=True,
+                            seed=params.train.seed, shuffle_buffer=params.train.shuffle_buffer)
+    val_ds = make_dataset(shards, "validation", plan.data_stage, batch, size, training=False).cache()
+    calibration = tf.concat([images for images, _ in make_dataset(
+        shards, "train", plan.data_stage, 64, size, training=False).take(4)], axis=0)
+    counts = class_counts(shards, "train", plan.data_stage)
+    stage = getattr(params.stages, plan.data_stage)
+    return StageData(_one_hot_if(train_ds, smoothing), _one_hot_if(val_ds, smoothing), calibration,
+                     class_weights(counts, stage.class_names), math.ceil(sum(counts.values()) / batch))
+
+
+def start_model(plan: StagePlan, params: Params) -> keras.Model:
+    """A fresh network, or the parent stage's backbone with a new head (the transfer)."""
+    with resolve_strategy().scope():
+        if plan.parent is None:
+            return build_model(params.model, 2, name=plan.name)
+        parent = keras.models.load_model(plan.parent / MODEL_FILE)
+        return replace_head(parent, params.model, 2, name=plan.name)
+
+
+def fit_phases(model: keras.Model, plan: StagePlan, data: StageData, params: Params, out_dir: Path) -> dict:
+    """Head phase (backbone frozen), then fine-tuning; keeps the best epoch's weights. Returns the history."""
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    calibrate = BatchNormCalibrator(model, data.calibration)
+    checkpoint = out_dir / "best.weights.h5"
+    history: dict[str, list[float]] = {}
+    live = Live(dir=str(out_dir / "live"), dvcyaml=None, save_dvc_exp=False, report=None)
+    # One checkpoint callback for both phases: it keeps the best epoch over the whole stage.
+    keep_best = keras.callbacks.ModelCheckpoint(str(checkpoint), "val_loss", save_best_only=True,
+                                                save_weights_only=True)
+    phases = [(plan.head_epochs, plan.learning_rate, False), (plan.finetune_epochs, plan.finetune_learning_rate, True)]
+    epoch = 0
+    for epochs, learning_rate, backbone_trainable in phases:
+        if epochs == 0:
+            continue
+        model.get_layer(BACKBONE).trainable = backbone_trainable
+        # Cosine decay to ~0 at the phase's end: the weights settle, so do the BatchNorm statistics.
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * data.steps_per_epoch, alpha=0.02)
+        _compile(model, schedule, params.train.label_smoothing)
+        callbacks = [RecalibratedValidation(calibrate, data.validation),
+                     keras.callbacks.EarlyStopping("val_loss", patience=params.train.patience),
+                     keep_best, DVCLiveCallback(live=live)]
+        result = model.fit(data.train, epochs=epoch + epochs, initial_epoch=epoch,
+                           class_weight=data.class_weight, callbacks=callbacks, verbose=2)
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        epoch += len(result.history["loss"])
+    live.end()
+    model.load_weights(checkpoint)
+    checkpoint.unlink(missing_ok=True)
+    model.get_layer(BACKBONE).trainable = True
+    return history
+
+
+def train_stage(name: str, params: Params, models_dir: Path = Path("models")) -> ModelMetadata:
     """Train one stage (or `baseline`) and save models/<name>/{model.keras, metadata.json, curves.png}.
 
     Returns:
         the metadata written (class names, threshold, precision, digests, metrics, seconds).
     """
-    from dvclive import Live
-    from dvclive.keras import DVCLiveCallback
-
     plan = plan_stage(name, params, models_dir)
     check_configuration(plan, params)
     keras.utils.set_random_seed(params.train.seed)
@@ -252,83 +319,24 @@ def train_stage(name: str, params: Params, models_dir: Path = Path("models")) ->
     stage = getattr(params.stages, plan.data_stage)
     out_dir = models_dir / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    shards, size, batch = params.shards.dir, params.model.image_size, params.train.batch_size
-    train_ds = _one_hot_if(make_dataset(shards, "train", plan.data_stage, batch, size, training=True,
-                                        seed=params.train.seed, shuffle_buffer=params.train.shuffle_buffer),
-                           params.train.label_smoothing)
-    val_ds = _one_hot_if(make_dataset(shards, "validation", plan.data_stage, batch, size, training=False).cache(),
-                         params.train.label_smoothing)
-    calibration_images = tf.concat([images for images, _ in make_dataset(
-        shards, "train", plan.data_stage, 64, size, training=False).take(4)], axis=0)  # (<= 256, S, S, 3)
-    weights = class_weights(class_counts(shards, "train", plan.data_stage), stage.class_names)
+    data = load_stage_data(plan, params)
     start = time.perf_counter()
-    with resolve_strategy().scope():
-        if plan.parent is None:
-            model = build_model(params.model, 2, name=name)
-        else:
-            model = replace_head(keras.models.load_model(plan.parent / MODEL_FILE), params.model, 2, name=name)
-    calibrate = BatchNormCalibrator(model, calibration_images)
-    checkpoint = out_dir / "best.weights.h5"
-    history: dict[str, list[float]] = {}
-    live = Live(dir=str(out_dir / "live"), dvcyaml=None, save_dvc_exp=False, report=None)
-    phases = [(plan.head_epochs, plan.learning_rate, False), (plan.finetune_epochs, plan.finetune_learning_rate, True)]
-    # One checkpoint callback for both phases: it keeps the best epoch over the whole stage.
-    keep_best = keras.callbacks.ModelCheckpoint(str(checkpoint), "val_loss", save_best_only=True,
-                                                save_weights_only=True)
-    epoch = 0
-    for epochs, learning_rate, backbone_trainable in phases:
-        if epochs == 0:
-            continue
-        model.get_layer(BACKBONE).trainable = backbone_trainable
-        # Cosine decay to ~0 at the phase's end: the weights settle, so do the BatchNorm statistics.
-        steps_per_epoch = math.ceil(sum(class_counts(shards, "train", plan.data_stage).values()) / batch)
-        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch, alpha=0.02)
-        _compile(model, schedule, params.train.label_smoothing)
-        callbacks = [
-            RecalibratedValidation(calibrate, val_ds),
-            keras.callbacks.EarlyStopping("val_loss", patience=params.train.patience),
-            keep_best,
-            DVCLiveCallback(live=live),
-        ]
-        result = model.fit(train_ds, epochs=epoch + epochs, initial_epoch=epoch,
-                           class_weight=weights, callbacks=callbacks, verbose=2)
-        for key, values in result.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
-        epoch += len(result.history["loss"])
-    live.end()
-    model.load_weights(checkpoint)
+    model = start_model(plan, params)
+    history = fit_phases(model, plan, data, params, out_dir)
     seconds = time.perf_counter() - start
-    model.get_layer(BACKBONE).trainable = True
-    model.save(out_dir / MODEL_FILE)
-    checkpoint.unlink(missing_ok=True)
     plot_curves(history, out_dir / CURVES_FILE, f"{name}: {' vs '.join(stage.class_names)}")
     best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
-    metadata = {
-        "stage": name,
-        "class_names": stage.class_names,
-        "target": params.target if plan.data_stage == "target" else None,
-        "positive_class": stage.class_names[0],
-        "architecture": params.model.architecture,
-        "image_size": size,
-        "threshold": stage.threshold if plan.data_stage == "target" else 0.5,
-        "precision_policy": policy,
-        "parent": str(plan.parent) if plan.parent else None,
-        "params_digest": digest(params.model, params.train, stage),
-        "data_digest": data_digest(shards),
-        "epochs": epoch,
-        "train_seconds": round(seconds, 1),
-        "metrics": {"val_loss": history["val_loss"][best], "val_accuracy": history["val_accuracy"][best],
-                    "best_epoch": best + 1},
-        "history": history,
-    }
-    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    is_target = plan.data_stage == "target"
+    metadata = ModelMetadata(
+        stage=name, class_names=stage.class_names, positive_class=stage.class_names[0],
+        target=params.target if is_target else None, architecture=params.model.architecture,
+        image_size=params.model.image_size, threshold=stage.threshold if is_target else 0.5,
+        precision_policy=policy, parent=str(plan.parent) if plan.parent else None,
+        params_digest=digest(params.model, params.train, stage), data_digest=data_digest(params.shards.dir),
+        epochs=len(history["loss"]), train_seconds=round(seconds, 1),
+        metrics={"val_loss": history["val_loss"][best], "val_accuracy": history["val_accuracy"][best],
+                 "best_epoch": best + 1},
+        history=history)
+    save_trained(model, metadata, out_dir)
     keras.backend.clear_session()  # free memory before the next stage (the paper's last step)
     return metadata
-
-
-def load_trained(model_dir: Path) -> tuple[keras.Model, dict]:
-    """A saved stage: (model, metadata). Works without the params that built it."""
-    if not (model_dir / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"no trained model in {model_dir} (expected {MODEL_FILE}); train it first")
-    metadata = json.loads((model_dir / METADATA_FILE).read_text())
-    return keras.models.load_model(model_dir / MODEL_FILE), metadata

@@ -1,6 +1,7 @@
 """The Prefect flows, run for real against a temporary Prefect API (prefect_test_harness)."""
 
-from flows import build
+from flows.ingest import ingest_flow
+from flows.shards import shards_flow
 from mona_pipeline import demo
 from tests.conftest import tiny_params, write_params
 
@@ -25,10 +26,10 @@ def test_ingest_and_shards_flows_run_and_publish_artifacts(tmp_path, prefect_har
                       params.data.raw_dir)
     (params.data.raw_dir / "mona" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
     params_file = write_params(tmp_path / "params.yaml", params)
-    summary = build.ingest_flow(params_file)
+    summary = ingest_flow(params_file)
     assert summary["pictures"] == 11 * 2 + 3 and summary["rejected"] == 1
     assert summary["rejects"]["mona/broken.jpg"].startswith(("truncated", "corrupt"))
-    index = build.shards_flow(params_file)
+    index = shards_flow(params_file)
     assert sum(e["pictures"] for e in index["shards"]) == summary["pictures"]
     assert "broken.jpg" in _artifact_data("ingest-summary")
     assert "train-00000" in _artifact_data("shards-index")

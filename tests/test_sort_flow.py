@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from flows.sort import sort_flow
-from mona_pipeline.sort import SortRequest
 from tests.conftest import colour_picture
 from tests.test_flows import _artifact_data
 
@@ -22,15 +21,15 @@ def pile(tmp_path) -> Path:
 
 
 def test_sort_flow_on_threads_publishes_progress_counts_and_summary(pile, tmp_path, colour_model, prefect_harness):
-    request = SortRequest(source=str(pile), out=tmp_path / "out", model=colour_model, chunk_size=7, batch_size=4)
-    summary = sort_flow(request)
+    overrides = {"model": colour_model, "chunk_size": 7, "batch_size": 4}
+    summary = sort_flow(str(pile), tmp_path / "out", overrides, tmp_path / "no-params.yaml")
     assert summary["counts"] == {"keep": 10, "review": 0, "drop": 20, "unreadable": 1}
     assert len(list((tmp_path / "out" / "keep").iterdir())) == 10
     assert "**10 keep**" in _artifact_data("sort-summary")
     assert "keep" in _artifact_data("sort-counts")
     assert float(_artifact_data("sort-progress")) == pytest.approx(100.0)
     # A second run of the same request finds everything done and changes nothing.
-    again = sort_flow(request)
+    again = sort_flow(str(pile), tmp_path / "out", overrides, tmp_path / "no-params.yaml")
     assert again["resumed_skipped"] == 31 and again["counts"] == summary["counts"]
 
 
@@ -40,9 +39,9 @@ def test_sort_flow_on_a_dask_local_cluster(pile, tmp_path, colour_model, prefect
     runner = DaskTaskRunner(cluster_class="distributed.LocalCluster",
                             cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,
                                             "dashboard_address": None})
-    request = SortRequest(source=str(pile), out=tmp_path / "out", model=colour_model, chunk_size=8,
-                          action="move", batch_size=4)
-    summary = sort_flow.with_options(task_runner=runner)(request)
+    overrides = {"model": colour_model, "chunk_size": 8, "action": "move", "batch_size": 4}
+    summary = sort_flow.with_options(task_runner=runner)(str(pile), tmp_path / "out", overrides,
+                                                         tmp_path / "no-params.yaml")
     assert summary["counts"] == {"keep": 10, "review": 0, "drop": 20, "unreadable": 1}
     assert len(list((tmp_path / "out" / "keep").iterdir())) == 10
     assert len(list(pile.iterdir())) == 21  # the 20 dropped and the unreadable one stay

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mona_pipeline import train
-from mona_pipeline.models import BACKBONE
+from mona_pipeline.models import BACKBONE, load_trained
 from tests.conftest import write_params
 
 
@@ -74,14 +74,14 @@ def test_batch_norm_calibration_sets_statistics_of_the_batch():
 
 
 def test_two_stage_chain_under_prefect(demo_project, tmp_path, prefect_harness, monkeypatch):
-    from flows import build
+    from flows.train import train_flow
 
     root, params = demo_project
     small = _with(params, model=params.model.model_copy(update={"architecture": "compactcnn", "width": 0.25}))
     params_file = write_params(tmp_path / "params.yaml", small)
     monkeypatch.chdir(tmp_path)  # models/ is written relative to the working directory
-    gender = build.train_flow("gender", params_file)
-    lookalike = build.train_flow("lookalike", params_file)
+    gender = train_flow("gender", params_file)
+    lookalike = train_flow("lookalike", params_file)
     assert gender["class_names"] == ["female", "male"] and lookalike["class_names"] == ["lookalike", "different"]
     assert lookalike["parent"] == "models/gender"
     for stage in ("gender", "lookalike"):
@@ -92,8 +92,8 @@ def test_two_stage_chain_under_prefect(demo_project, tmp_path, prefect_harness, 
     assert metadata["precision_policy"] == "float32" and metadata["image_size"] == 32
     assert len(metadata["history"]["val_loss"]) == metadata["epochs"] == 2
     # Transfer: the lookalike model started from the gender backbone (same architecture, new head).
-    parent, _ = train.load_trained(tmp_path / "models/gender")
-    child, _ = train.load_trained(tmp_path / "models/lookalike")
+    parent = load_trained(tmp_path / "models/gender").network
+    child = load_trained(tmp_path / "models/lookalike").network
     assert [w.shape for w in parent.get_layer(BACKBONE).weights] == [w.shape for w in child.get_layer(BACKBONE).weights]
 
 
@@ -103,8 +103,8 @@ def test_same_seed_trains_the_same_model(demo_project, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first = train.train_stage("gender", small, tmp_path / "a")
     second = train.train_stage("gender", small, tmp_path / "b")
-    assert first["history"]["val_loss"] == second["history"]["val_loss"]
-    a, _ = train.load_trained(tmp_path / "a" / "gender")
-    b, _ = train.load_trained(tmp_path / "b" / "gender")
+    assert first.history["val_loss"] == second.history["val_loss"]
+    a = load_trained(tmp_path / "a" / "gender").network
+    b = load_trained(tmp_path / "b" / "gender").network
     for left, right in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(left, right)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import random
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from mona_pipeline.journal import Entry
+from mona_pipeline.sort.journal import Entry
 
 THUMBNAIL_SIDE = 160
 
@@ -33,8 +34,8 @@ class Sample:
     size: tuple[int, int] | None = None  # the picture's real width and height
 
 
-class ReportSampler:
-    """Keeps up to `per_decision` random pictures of each decision, with thumbnails."""
+class ContactSheet:
+    """Keeps up to `per_decision` random pictures of each decision, with thumbnails, for the run's page."""
 
     def __init__(self, thumbs_dir: Path, per_decision: int = 48, seed: int = 0):
         self.thumbs_dir, self.per_decision = thumbs_dir, per_decision
@@ -66,6 +67,15 @@ class ReportSampler:
         else:
             chosen.append(sample)
 
+    def for_chunk(self, first_item_id: str) -> "ContactSheet":
+        """A sheet for one chunk of a distributed run (same folder, its own random stream); see `merge`."""
+        return ContactSheet(self.thumbs_dir, self.per_decision, seed=zlib.crc32(first_item_id.encode()))
+
+    def merge(self, chunk_samples: list[dict[str, list[Sample]]]) -> None:
+        """Pool the samples of a run's chunks, keeping a random `per_decision` of each decision."""
+        for decision in ("keep", "review", "drop"):
+            pooled = [s for samples in chunk_samples for s in samples.get(decision, [])]
+            self.samples[decision] = self.random.sample(pooled, min(len(pooled), self.per_decision))
 
 
 PAGE = """<!doctype html>
@@ -98,11 +108,11 @@ def _shape(size: tuple[int, int] | None) -> str:
     return f"width:{max(1, round(size[0] * scale))}px;height:{max(1, round(size[1] * scale))}px"
 
 
-def write_report(path: Path, summary: dict, sampler: ReportSampler) -> Path:
+def write_contact_sheet(path: Path, summary: dict, sheet: ContactSheet) -> Path:
     """Write the run's HTML contact sheet next to its thumbs/ folder."""
     sections = []
     for decision in ("keep", "review", "drop"):
-        samples = sorted(sampler.samples.get(decision, []), key=lambda s: -s.score)
+        samples = sorted(sheet.samples.get(decision, []), key=lambda s: -s.score)
         if not samples:
             continue
         total = summary["this_session"].get(decision, 0)

@@ -1,0 +1,42 @@
+"""The training stages as a Prefect flow; `dvc repro` runs each as
+
+    python -m flows.train gender|lookalike|target|baseline [--params params.yaml]
+
+On a GPU when there is one (train.resolve_precision / resolve_strategy).
+"""
+
+import sys
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.stage import stage_main
+from mona_pipeline import train
+from mona_pipeline.config import Params, load_params
+from mona_pipeline.models import ModelMetadata
+
+
+@task(cache_policy=NO_CACHE)
+def train_task(name: str, params: Params) -> ModelMetadata:
+    return train.train_stage(name, params)
+
+
+@flow(name="train", log_prints=True)
+def train_flow(stage: str, params_file: Path = Path("params.yaml")) -> dict:
+    """Train one transfer stage (gender, lookalike, target) or the baseline."""
+    params = load_params(params_file)
+    metadata = train_task(stage, params)
+    metrics = metadata.metrics
+    create_markdown_artifact(
+        key=f"train-{stage}",
+        markdown=f"# Stage {stage}: {' vs '.join(metadata.class_names)}\n"
+                 f"{metadata.epochs} epochs in {metadata.train_seconds} s ({metadata.precision_policy}); "
+                 f"best validation accuracy {metrics['val_accuracy']:.3f}, loss {metrics['val_loss']:.3f} "
+                 f"(epoch {int(metrics['best_epoch'])}).")
+    return metadata.model_dump(exclude={"history"})
+
+
+if __name__ == "__main__":
+    sys.exit(stage_main(train_flow, stages=("gender", "lookalike", "target", "baseline")))

@@ -1,0 +1,129 @@
+"""From a picture's bytes to the model's input: the one definition every path uses.
+
+    shard_bytes = encode_square(load_picture(data, name, limit).image, 144, "JPEG", quality=92)  # shards
+    image = resize_for_model(tf.io.decode_jpeg(shard_bytes), 128)        # training (no augment) and validation
+    image = decode_for_model(prepare(data, name, 128, limit), 128)       # evaluate and sort
+
+The model sees a picture squashed whole to S x S (the paper's resize, aspect not kept),
+float32 in [0, 255], antialiased. Shards store it at a margin above S (for random crops)
+as JPEG; evaluate and sort decode the original bytes with TF (JPEGs at a reduced DCT
+scale when much larger than S) and fall back to Pillow for what TF cannot decode
+faithfully. `tests/test_preprocess.py` feeds one picture through every path and compares.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import tensorflow as tf
+from PIL import Image
+
+from mona_pipeline.images import load_picture, open_header
+
+TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP", "WEBP"}
+TF_MODES = {"RGB", "RGBA", "L", "LA", "P", "1"}
+EXIF_ORIENTATION = 0x0112
+# Pillow's fallback squashes to this many times the model input; TF then antialiases down to S.
+FALLBACK_MARGIN = 2
+
+
+# ---------------------------------------------------------------- Pillow: shards and the fallback
+
+
+def squash(image: Image.Image, side: int) -> Image.Image:
+    """An RGB picture resized to side x side, aspect not kept (the paper's resize)."""
+    return image.resize((side, side), Image.BILINEAR, reducing_gap=2.0)
+
+
+def encode_square(image: Image.Image, side: int, image_format: str, **options) -> bytes:
+    """Squash to side x side and encode (JPEG for shards, BMP for the fallback path)."""
+    buffer = io.BytesIO()
+    squash(image, side).save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+def pillow_fallback(data: bytes, name: str, image_size: int, max_pixels: int) -> bytes:
+    """Decode with Pillow (every accepted format and mode, EXIF applied), squash, return BMP bytes TF reads.
+
+    Raises:
+        BadPicture: the picture cannot be read (the message says why).
+    """
+    picture = load_picture(data, name, max_pixels)
+    return encode_square(picture.image, FALLBACK_MARGIN * image_size, "BMP")
+
+
+def prepare(data: bytes, name: str, image_size: int, max_pixels: int) -> bytes:
+    """Check a picture's header and route it: its own bytes for TF, or a Pillow-made BMP.
+
+    Raises:
+        BadPicture: zero-byte, not a picture, or too large.
+    """
+    header = open_header(data, max_pixels)
+    rotated = header.format == "JPEG" and header.getexif().get(EXIF_ORIENTATION, 1) != 1
+    if header.format in TF_FORMATS and header.mode in TF_MODES and not rotated:
+        return data
+    return pillow_fallback(data, name, image_size, max_pixels)
+
+
+# ---------------------------------------------------------------- TF: the model input
+
+
+def resize_for_model(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """(H, W, 3) uint8 or float -> (image_size, image_size, 3) float32 in [0, 255], squashed, antialiased."""
+    return tf.image.resize(image, [image_size, image_size], antialias=True)
+
+
+def _decode_jpeg_scaled(data: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Decode a JPEG at 1/1, 1/2, 1/4 or 1/8 scale: the smallest that keeps 1.5x the model input."""
+    shape = tf.io.extract_jpeg_shape(data)
+    short_side = tf.minimum(shape[0], shape[1])
+
+    def decode(ratio: int) -> Callable[[], tf.Tensor]:
+        return lambda: tf.io.decode_jpeg(data, channels=3, ratio=ratio, dct_method="INTEGER_FAST")
+
+    branches = [(short_side >= int(1.5 * image_size * ratio), decode(ratio)) for ratio in (8, 4, 2)]
+    return tf.case(branches, default=decode(1), exclusive=False)
+
+
+def decode_for_model(data: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Encoded bytes (from `prepare`) -> (image_size, image_size, 3) float32 in [0, 255]."""
+    magic = tf.strings.substr(data, 0, 4)
+    is_jpeg = tf.strings.substr(magic, 0, 3) == b"\xff\xd8\xff"
+    is_webp = tf.logical_and(magic == b"RIFF", tf.strings.substr(data, 8, 4) == b"WEBP")
+
+    def webp() -> tf.Tensor:
+        import tensorflow_io as tfio
+
+        return tfio.image.decode_webp(data)[..., :3]
+
+    def other() -> tf.Tensor:
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+    image = tf.case([(is_jpeg, lambda: _decode_jpeg_scaled(data, image_size)), (is_webp, webp)], default=other)
+    image.set_shape([None, None, 3])
+    return resize_for_model(image, image_size)
+
+
+def augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """Training only: random crop (from the shard margin), flip, brightness and contrast. Hue is left
+    alone: hair and outfit colours are what tells characters apart.
+
+    Args:
+        image: (S, S, 3) uint8, S >= image_size.
+        seed: shape (2,) int, for stateless (reproducible) randomness.
+    Returns:
+        (image_size, image_size, 3) float32 in [0, 255].
+    """
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    side = tf.shape(image)[0]
+    # Crop a random square between image_size and the whole picture, then resize: scale + shift.
+    crop = tf.random.stateless_uniform([], seeds[0], minval=image_size, maxval=side + 1, dtype=tf.int32)
+    image = tf.image.stateless_random_crop(image, [crop, crop, 3], seeds[1])
+    # At most a 1.125x downscale (the shard margin): bilinear needs no antialiasing filter here.
+    image = tf.image.resize(image, [image_size, image_size])
+    image = tf.image.stateless_random_flip_left_right(image, seeds[2])
+    image = tf.image.stateless_random_brightness(image, 0.15 * 255.0, seeds[3])
+    image = tf.image.stateless_random_contrast(image, 0.8, 1.2, seeds[4])
+    return tf.clip_by_value(image, 0.0, 255.0)
+

@@ -1,0 +1,83 @@
+"""A sort's request: params.yaml's `sort` section plus what this run is about, built in one place.
+
+    request = build_request(load_params(), source="~/inbox", out=Path("~/sorted"),
+                            overrides=SortOverrides(action="move"))
+
+`SortParams` (config.py) holds every setting and its default; `SortRequest` adds
+the run's own fields; `SortOverrides` is the same fields, each optional (empty =
+the params file's value), for the command line and the Prefect run form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams
+
+
+class SortRequest(SortParams):
+    """Everything one sort needs; the paper's settings window."""
+
+    source: str = Field(description="a folder, a .zip/.tar(.gz/.bz2/.xz) archive read in place, a .txt list "
+                                    "of paths, or a URL (s3://, gs://, ...); relative paths are relative to the "
+                                    "project folder")
+    out: Path = Field(description="output folder: keep/, review/ and runs/<run>/ (journal, report) go here")
+    model: Path = Field(Path("models/target"), description="trained model folder (model.keras + metadata.json)")
+    run: str | None = Field(None, description="run name; the same name resumes that run; empty = from the source")
+    max_image_pixels: int = Field(MAX_IMAGE_PIXELS, gt=0,
+                                  description="larger pictures are refused as decompression bombs")
+
+    def run_name(self) -> str:
+        """The given name, or one derived from source and action, so a rerun finds the same run."""
+        if self.run:
+            return re.sub(r"[^A-Za-z0-9._-]+", "_", self.run)
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(self.source.rstrip("/")).name)[:40] or "source"
+        key = f"{Path(self.source).expanduser().resolve() if '://' not in self.source else self.source}|{self.action}"
+        return f"{stem}-{self.action}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+    def run_dir(self) -> Path:
+        return self.out / "runs" / self.run_name()
+
+
+RUN_FIELDS = ("source", "out")  # what every request names; the rest has defaults in params.yaml or here
+
+
+def _optional_fields(model: type[BaseModel], skip: tuple[str, ...]) -> dict:
+    """Each field of `model` as optional with the same description; None = not overridden."""
+    return {name: (field.annotation | None, Field(None, description=field.description))
+            for name, field in model.model_fields.items() if name not in skip}
+
+
+SortOverrides = create_model(
+    "SortOverrides", __config__=ConfigDict(extra="forbid"), __module__=__name__,
+    __doc__="Settings that replace params.yaml's `sort` section for one run; empty = the file's value.",
+    **_optional_fields(SortRequest, RUN_FIELDS))
+
+
+def overrides_from(values) -> BaseModel:
+    """A `SortOverrides` from any mapping or argparse namespace, taking only the names it knows."""
+    values = values if isinstance(values, dict) else vars(values)
+    return SortOverrides(**{name: values[name] for name in SortOverrides.model_fields if name in values})
+
+
+def build_request(params: Params | None, source: str, out: Path,
+                  overrides: BaseModel | dict | None = None) -> SortRequest:
+    """The request for one sort: the params file's sort settings and pixel limit, then the overrides.
+
+    Args:
+        params: the project's parameters, or None outside a project (the built-in defaults).
+        overrides: a `SortOverrides` (or a dict of its fields); None values are ignored.
+    Raises:
+        pydantic.ValidationError: an override is out of range, unknown, or inconsistent.
+    """
+    settings = {}
+    if params is not None:
+        settings = params.sort.model_dump() | {"max_image_pixels": params.data.max_image_pixels}
+    if isinstance(overrides, BaseModel):
+        overrides = overrides.model_dump()
+    settings |= {key: value for key, value in (overrides or {}).items() if value is not None}
+    return SortRequest.model_validate({**settings, "source": str(source), "out": out})

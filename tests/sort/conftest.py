@@ -1,0 +1,72 @@
+"""Shared pieces of the sort tests: a hostile inbox, requests, file censuses by hash."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mona_pipeline.sort import SortRequest
+from mona_pipeline.sort.journal import Journal
+from tests.conftest import colour_picture, picture_bytes
+
+RED, PINK, BLUE = (220, 20, 20), (140, 100, 120), (20, 20, 220)  # keep, review (with R = 0.5), drop
+
+
+def file_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tree(root: Path) -> dict[str, str]:
+    """relative path -> SHA-256 of every regular file under root."""
+    return {p.relative_to(root).as_posix(): file_hash(p.read_bytes()) for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+@pytest.fixture
+def inbox(tmp_path) -> Path:
+    """A folder of pictures: red ones to keep, pink to review, blue to drop, and broken files."""
+    root = tmp_path / "inbox"
+    files = {
+        "a/red.jpg": colour_picture(RED),
+        "b/red.jpg": colour_picture(RED, size=(50, 40)),  # same name, other folder, other bytes
+        "a/pink.png": colour_picture(PINK, "PNG"),
+        "blue.webp": colour_picture(BLUE, "WEBP"),
+        "deep/er/blue.gif": colour_picture(BLUE, "GIF"),
+        "red_really_png.jpg": colour_picture(RED, "PNG"),  # wrong extension, fine picture
+        "scan.tiff": colour_picture(RED, "TIFF"),  # decoded by Pillow, not TF
+        "empty.jpg": b"",
+        "truncated.jpg": colour_picture(RED, size=(300, 300))[:300],
+        "garbage.png": b"not a picture at all" * 10,
+        "huge.png": picture_bytes("PNG", size=(4000, 3000)),  # over the request's pixel limit below
+    }
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    (root / "notes.txt").write_text("not a picture, never touched")
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)  # a symlink loop
+    return root
+
+
+def sort_request(source, out, model, **overrides) -> SortRequest:
+    return SortRequest(source=str(source), out=out, model=model, batch_size=4, max_image_pixels=2_000_000,
+                       **overrides)
+
+
+def journal_entries(summary) -> dict:
+    with Journal(Path(summary["journal"])) as journal:
+        return {e.name: e for e in journal.entries()}
+
+
+def hostile_zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("../../escape.jpg", colour_picture(RED))
+        archive.writestr("/etc/absolute.jpg", colour_picture(RED, size=(30, 30)))
+        archive.writestr("dir/same.jpg", colour_picture(RED, size=(31, 31)))
+        archive.writestr("dir/same.jpg", colour_picture(RED, size=(32, 32)))  # duplicate member name
+        archive.writestr("C:\\windows\\drive.jpg", colour_picture(RED, size=(33, 33)))
+        archive.writestr("blue.png", colour_picture(BLUE, "PNG"))
+        archive.writestr("broken.jpg", b"\xff\xd8\xff\xe0broken")
+    return path

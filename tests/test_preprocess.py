@@ -1,0 +1,93 @@
+"""One preprocessing for every path: shards and training, evaluate and sort, the Pillow fallback."""
+
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from mona_pipeline import preprocess
+from mona_pipeline.images import BadPicture, load_picture
+from tests.conftest import colour_picture, picture_bytes
+
+
+def _gradient(size=(1600, 1200)) -> Image.Image:
+    x = np.linspace(0, 255, size[0])[None, :, None]
+    y = np.linspace(0, 255, size[1])[:, None, None]
+    return Image.fromarray(np.concatenate([x + 0 * y, y + 0 * x, (x + y) / 2], axis=2).astype(np.uint8))
+
+
+def _encoded(image: Image.Image, fmt: str, **save) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "GIF"])
+def test_decode_for_model_matches_pillow(fmt):
+    image = _gradient()
+    data = _encoded(image if fmt != "GIF" else image.convert("P"), fmt)
+    decoded = preprocess.decode_for_model(tf.constant(data), 64).numpy()
+    assert decoded.shape == (64, 64, 3) and decoded.dtype == np.float32
+    reference = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((64, 64), Image.BOX), np.float32)
+    assert np.abs(decoded - reference).mean() < 8  # downscaled JPEG decode and antialiased resize stay close
+
+
+def test_prepare_routes_formats_tf_cannot_read_faithfully_through_pillow():
+    plain = colour_picture((10, 200, 30))
+    assert preprocess.prepare(plain, "a.jpg", 32, 10**7) is plain  # TF decodes it as it is
+    for data in (picture_bytes("TIFF"), picture_bytes("JPEG", mode="CMYK"), picture_bytes("PNG", mode="I;16")):
+        routed = preprocess.prepare(data, "x", 32, 10**7)
+        assert routed[:2] == b"BM"  # a Pillow-made bitmap
+    with pytest.raises(BadPicture, match="too large"):
+        preprocess.prepare(picture_bytes("PNG", size=(500, 500)), "big.png", 32, 100_000)
+    with pytest.raises(BadPicture, match="zero-byte"):
+        preprocess.prepare(b"", "e.jpg", 32, 10**7)
+
+
+
+
+def _scene(size=(720, 480)) -> Image.Image:
+    """A picture with smooth shading and a few shapes: what squashing, JPEG and antialiasing act on."""
+    from PIL import ImageDraw
+
+    image = _gradient(size)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((200, 80, 420, 400), fill=(230, 60, 90))
+    draw.rectangle((480, 200, 660, 440), fill=(40, 70, 200))
+    draw.polygon([(60, 440), (160, 250), (260, 440)], fill=(250, 230, 40))
+    return image
+
+
+@pytest.mark.parametrize("fmt, options", [("JPEG", {"quality": 95}), ("PNG", {}), ("TIFF", {})])
+def test_one_picture_gives_the_same_model_input_on_every_path(fmt, options, tmp_path):
+    """Training sees (shards -> make_dataset) what evaluate and sort see (score_stream), TIFF via Pillow too."""
+    from mona_pipeline.inference import Scorer, score_stream
+    from mona_pipeline.models import load_trained
+    from mona_pipeline.shards import encode_for_shard
+    from tests.conftest import make_colour_model
+
+    size, shard_size = 64, 72  # the model input, and the shards' margin above it (as 128 / 144)
+    original = tmp_path / f"scene.{fmt.lower()}"
+    original.write_bytes(_encoded(_scene(), fmt, **options))
+    shard = encode_for_shard(original, shard_size, 10**8, quality=92)
+    training_view = preprocess.resize_for_model(tf.io.decode_jpeg(shard, channels=3), size).numpy()
+    scorer = Scorer(load_trained(make_colour_model(tmp_path / "model", image_size=size)))
+    (sorting,) = score_stream(scorer, [("scene", original.read_bytes())], 4, 10**8, with_images=True)
+    assert sorting.image.shape == training_view.shape == (size, size, 3)
+    difference = np.abs(sorting.image - training_view)
+    assert difference.mean() < 5.0, difference.mean()  # JPEG re-encoding and resize kernels, nothing more
+    assert np.percentile(difference, 99) < 40
+    if fmt == "TIFF":
+        assert preprocess.prepare(original.read_bytes(), original.name, size, 10**8)[:2] == b"BM"  # Pillow path
+
+
+def test_a_squashed_picture_differs_from_another_picture():
+    """The tolerance above can fail: a shifted picture is far outside it."""
+    size = 64
+    scene = _scene()
+    view = preprocess.decode_for_model(tf.constant(_encoded(scene, "PNG")), size).numpy()
+    shifted = preprocess.decode_for_model(tf.constant(_encoded(scene.transpose(Image.FLIP_LEFT_RIGHT), "PNG")),
+                                          size).numpy()
+    assert np.abs(view - shifted).mean() > 10
