@@ -180,13 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.handler(args)
+        code = args.handler(args)
     except ParamsError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        code = 2
     except (FileNotFoundError, ValueError) as error:  # includes SourceError, ConfigurationError, ValidationError
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        code = 2
+    from mona_pipeline.sort.sources import exit_process
+
+    return exit_process(code)  # an S3 source's file system would abort the process at exit
 
 
 if __name__ == "__main__":
