@@ -127,13 +127,23 @@ class StagesParams(Section):
         return [(name, getattr(self, name)) for name in STAGE_ORDER]
 
 
+PRETRAINED_ARCHITECTURES = ("mobilenetv3small", "efficientnetv2b0")  # keras.applications ship ImageNet weights
+
+
 class ModelParams(Section):
     architecture: Literal["compactcnn", "mobilenetv3small", "efficientnetv2b0", "monacnn"] = "mobilenetv3small"
     image_size: int = Field(128, ge=16)
-    # "imagenet" downloads weights: only for machines that can reach the internet.
+    # "imagenet" downloads weights (once, into ~/.keras/models): recommended where the internet is reachable.
     weights: Literal["none", "imagenet"] = "none"
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
     width: float = Field(1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _weights_exist(self) -> "ModelParams":
+        if self.weights == "imagenet" and self.architecture not in PRETRAINED_ARCHITECTURES:
+            raise ValueError(f"weights: imagenet exists only for {', '.join(PRETRAINED_ARCHITECTURES)}, "
+                             f"not for architecture {self.architecture!r}; use weights: none")
+        return self
 
 
 class TrainParams(Section):

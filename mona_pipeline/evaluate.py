@@ -25,7 +25,8 @@ from mona_pipeline.config import Params
 from mona_pipeline.inference import Scorer, read_files, score_stream
 from mona_pipeline.ingest import read_manifest
 from mona_pipeline.markdown import markdown_table
-from mona_pipeline.metrics import confusion, latency_stats, roc_auc, threshold_for_precision, threshold_sweep
+from mona_pipeline.metrics import (confusion, latency_stats, reliability, roc_auc, threshold_for_precision,
+                                   threshold_sweep)
 from mona_pipeline.models import load_trained
 from mona_pipeline.preprocess import decode_for_model, prepare
 
@@ -108,6 +109,8 @@ def evaluate_set(truth: np.ndarray, scores: np.ndarray, kinds: list[str], thresh
     result["threshold"] = threshold
     result["unreadable"] = int((~readable).sum())
     result["roc_auc"] = roc_auc(truth[readable], scores[readable])
+    result["calibration"] = reliability(truth[readable], scores[readable])
+    result["ece"] = result["calibration"]["ece"]
     kinds_array = np.array(kinds)
     result["false_alarms_by_kind"] = {kind: int((flagged & ~truth & (kinds_array == kind)).sum())
                                       for kind in ("lookalike", "other", "none")}
@@ -173,6 +176,29 @@ def plot_precision_recall(curves: dict[str, tuple[np.ndarray, np.ndarray]], path
     return path
 
 
+def plot_reliability(results: dict[str, dict], path: Path) -> Path:
+    """Reliability diagram: per score bin, the share of pictures that show the target vs the mean score."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
+    for name, result in results.items():
+        bins = [b for b in result["calibration"]["bins"] if b["pictures"]]
+        axis.plot([b["mean_score"] for b in bins], [b["target_rate"] for b in bins], marker="o",
+                  label=f"{name} (ECE {result['ece']:.3f})")
+    axis.set_xlabel("score (mean in bin)")
+    axis.set_ylabel("pictures that show the target")
+    axis.legend(loc="upper left", fontsize=8)
+    axis.set_title("reliability of the scores")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
 def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
                  metrics_path: Path = Path("reports/metrics.json"), test_dir: Path | None = None,
                  models: dict[str, Path] | None = None) -> dict:
@@ -197,6 +223,7 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
             result = evaluate_set(labelled.truth, scores, labelled.kinds, threshold,
                                   params.evaluate.target_precision)
             result["batch_pictures_per_second"] = per_second
+            result["temperature"] = scorer.trained.metadata.temperature
             metrics[model_name][labelled.name] = result
             table_results[f"{model_name}, {labelled.name}"] = result
             curves[f"{model_name}, {labelled.name}"] = (labelled.truth[~np.isnan(scores)], scores[~np.isnan(scores)])
@@ -210,6 +237,7 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
         timing[model_name] = {**latency_stats(time_one_by_one(scorer, timed, params.data.max_image_pixels)),
                               "batch_pictures_per_second": metrics[model_name][sets[-1].name]["batch_pictures_per_second"]}
     plot_precision_recall(curves, reports_dir / "precision_recall.png")
+    plot_reliability(table_results, reports_dir / "reliability.png")
     markdown = render_report(table_results, timing, params.evaluate.target_precision)
     (reports_dir / REPORT_NAME).write_text(markdown)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +249,7 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
 
 def _for_dvc(metrics: dict) -> dict:
     """The DVC metrics file: per model and set, the headline numbers (nested dicts flatten in `dvc metrics show`)."""
-    keys = ("accuracy", "precision", "recall", "f1", "false_alarms", "missed", "pictures", "roc_auc", "threshold")
+    keys = ("accuracy", "precision", "recall", "f1", "false_alarms", "missed", "pictures", "roc_auc", "threshold", "ece")
     return {model: {name: {k: result[k] for k in keys} | {"lookalike_false_alarms": result["false_alarms_by_kind"]["lookalike"]}
                     for name, result in sets.items()} for model, sets in metrics.items()}
 
@@ -247,6 +275,12 @@ def render_report(results: dict[str, dict], timing: dict[str, dict], target_prec
                      "-" if best["threshold"] is None else f"{best['recall']:.2%}"])
     lines.append(markdown_table(["model, set", "P", "precision at P", "recall at P", "threshold reaching it",
                                  "its precision", "its recall"], rows))
+    lines += ["", "## Calibration", "", "Expected calibration error (ECE): the picture-weighted mean gap between "
+              "the score and the share of pictures with that score that show the target (0 = a score of 0.95 "
+              "means 95%). Reliability diagram: `reliability.png`.", ""]
+    lines.append(markdown_table(["model, set", "ECE", "model's temperature"],
+                                [[name, f"{result['ece']:.3f}", result.get("temperature", "-")]
+                                 for name, result in results.items()]))
     lines += ["", "## Time per picture (one at a time, as the paper measures) and in batch", ""]
     rows = [[name, *(f"{t.get(k, 0):.4f}" for k in ("min_s", "mean_s", "median_s", "mode_s", "max_s")),
              f"{t['batch_pictures_per_second']:.1f}"] for name, t in timing.items()]

@@ -106,3 +106,59 @@ def latency_stats(seconds: list[float]) -> dict:
     milliseconds = [round(s * 1000) for s in seconds]
     return {"min_s": min(seconds), "mean_s": statistics.fmean(seconds), "median_s": statistics.median(seconds),
             "mode_s": statistics.mode(milliseconds) / 1000.0, "max_s": max(seconds), "pictures": len(seconds)}
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def logit(scores: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """log(p / (1 - p)), with p kept off 0 and 1."""
+    p = np.clip(np.asarray(scores, float), eps, 1 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+def temper(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of two-class probabilities: sigmoid(logit(p) / T); T > 1 softens, T < 1 sharpens."""
+    return 1.0 / (1.0 + np.exp(-logit(scores) / temperature))
+
+
+def fit_temperature(truth: np.ndarray, scores: np.ndarray) -> float:
+    """The temperature T minimising the negative log-likelihood of `truth` under temper(scores, T).
+
+    A one-parameter fit (Guo et al. 2017, "On calibration of modern neural networks"): it never changes
+    the ranking of pictures, only how confident the scores are. Searched on a log grid, then refined.
+    """
+    truth = np.asarray(truth, bool)
+    z = logit(scores)
+
+    def nll(temperature: float) -> float:
+        p = np.clip(1.0 / (1.0 + np.exp(-z / temperature)), 1e-12, 1 - 1e-12)
+        return float(-np.mean(np.where(truth, np.log(p), np.log1p(-p))))
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(50.0), 121))
+    best = grid[int(np.argmin([nll(t) for t in grid]))]
+    fine = best * np.exp(np.linspace(-0.06, 0.06, 61))  # one grid step either side
+    return float(fine[int(np.argmin([nll(t) for t in fine]))])
+
+
+def reliability(truth: np.ndarray, scores: np.ndarray, bins: int = 10) -> dict:
+    """Reliability diagram data and expected calibration error (ECE).
+
+    Returns:
+        {"bins": [{"low", "high", "pictures", "mean_score", "target_rate"}...], "ece": float}: ECE is the
+        picture-weighted mean of |target rate - mean score| over the bins; 0 = scores mean what they say.
+    """
+    truth, scores = np.asarray(truth, bool), np.asarray(scores, float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(scores, edges[1:-1], right=False), 0, bins - 1)
+    rows, ece = [], 0.0
+    for k in range(bins):
+        inside = index == k
+        count = int(inside.sum())
+        row = {"low": float(edges[k]), "high": float(edges[k + 1]), "pictures": count,
+               "mean_score": float(scores[inside].mean()) if count else None,
+               "target_rate": float(truth[inside].mean()) if count else None}
+        if count:
+            ece += count / len(scores) * abs(row["target_rate"] - row["mean_score"])
+        rows.append(row)
+    return {"bins": rows, "ece": float(ece)}

@@ -84,20 +84,38 @@ def build_compact_backbone(image_size: int, width: float) -> keras.Model:
     return keras.Model(inputs, x, name=BACKBONE)
 
 
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights were asked for and cannot be downloaded; the message says what to do."""
+
+
 def build_applications_backbone(architecture: str, image_size: int, width: float, weights: str) -> keras.Model:
-    """A keras.applications network without its top, global-average pooled; it rescales its own input."""
+    """A keras.applications network without its top, global-average pooled; it rescales its own input.
+
+    Raises:
+        WeightsUnavailable: `weights="imagenet"` on a machine that cannot download them.
+    """
     shape = (image_size, image_size, 3)
     weights_arg = None if weights == "none" else weights
-    if architecture == "mobilenetv3small":
-        network = keras.applications.MobileNetV3Small(
-            input_shape=shape, alpha=width, include_top=False, weights=weights_arg, pooling="avg",
-            include_preprocessing=True, minimalistic=False)
-    elif architecture == "efficientnetv2b0":
-        network = keras.applications.EfficientNetV2B0(
-            input_shape=shape, include_top=False, weights=weights_arg, pooling="avg", include_preprocessing=True)
-    else:
-        raise ValueError(f"unknown architecture {architecture!r}; "
-                         "allowed: compactcnn, mobilenetv3small, efficientnetv2b0, monacnn")
+    try:
+        if architecture == "mobilenetv3small":
+            network = keras.applications.MobileNetV3Small(
+                input_shape=shape, alpha=width, include_top=False, weights=weights_arg, pooling="avg",
+                include_preprocessing=True, minimalistic=False)
+        elif architecture == "efficientnetv2b0":
+            network = keras.applications.EfficientNetV2B0(
+                input_shape=shape, include_top=False, weights=weights_arg, pooling="avg",
+                include_preprocessing=True)
+        else:
+            raise ValueError(f"unknown architecture {architecture!r}; "
+                             "allowed: compactcnn, mobilenetv3small, efficientnetv2b0, monacnn")
+    except Exception as error:  # keras.utils.get_file raises a bare Exception("URL fetch failure ...")
+        if "URL fetch failure" not in str(error):
+            raise
+        raise WeightsUnavailable(
+            f"model.weights is 'imagenet' but the {architecture} ImageNet weights cannot be downloaded here "
+            f"({error}). Either set model.weights: none in params.yaml (train from scratch, as the demo does), "
+            f"or run once where the internet is reachable: Keras keeps the file in ~/.keras/models/, and a copy "
+            f"of that folder makes this machine work offline.") from None
     # keras.applications use BatchNorm momentum 0.999, tuned for ImageNet's million steps; on a few
     # hundred steps the moving statistics used at inference never settle. 0.9 settles in ~50 steps.
     for layer in network.layers:
@@ -161,6 +179,9 @@ class ModelMetadata(BaseModel):
     architecture: str | None = None
     image_size: int = Field(gt=0, description="side of the square model input")
     threshold: float = Field(gt=0.0, lt=1.0, description="the default P for decisions")
+    temperature: float = Field(1.0, gt=0.0, description=(
+        "scores are sigmoid(logit(p) / temperature): fitted on the validation split after training so that "
+        "a score of 0.95 means about 95% of such pictures show the class"))
     precision_policy: str = "float32"
     parent: str | None = Field(None, description="the stage this one was transferred from")
     params_digest: str | None = None

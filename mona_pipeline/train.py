@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mona_pipeline.config import STAGE_ORDER, Params, digest
+from mona_pipeline.metrics import fit_temperature
 from mona_pipeline.models import (BACKBONE, MODEL_FILE, ModelMetadata, MonaCNNConfig, build_model, replace_head,
                                   save_trained)
 from mona_pipeline.shards import class_counts, make_dataset, read_index
@@ -302,6 +304,17 @@ def fit_phases(model: keras.Model, plan: StagePlan, data: StageData, params: Par
     return history
 
 
+def calibrate_temperature(model: keras.Model, validation: tf.data.Dataset) -> float:
+    """Fit the temperature that makes the positive class's (index 0) scores calibrated on validation."""
+    scores, truth = [], []
+    for images, labels in validation:
+        if labels.shape.rank == 2:  # one-hot (label smoothing)
+            labels = tf.argmax(labels, axis=1)
+        scores.append(model(images, training=False).numpy()[:, 0])
+        truth.append(labels.numpy() == 0)
+    return round(fit_temperature(np.concatenate(truth), np.concatenate(scores)), 4)
+
+
 def train_stage(name: str, params: Params, models_dir: Path = Path("models")) -> ModelMetadata:
     """Train one stage (or `baseline`) and save models/<name>/{model.keras, metadata.json, curves.png}.
 
@@ -323,6 +336,7 @@ def train_stage(name: str, params: Params, models_dir: Path = Path("models")) ->
     start = time.perf_counter()
     model = start_model(plan, params)
     history = fit_phases(model, plan, data, params, out_dir)
+    temperature = calibrate_temperature(model, data.validation)
     seconds = time.perf_counter() - start
     plot_curves(history, out_dir / CURVES_FILE, f"{name}: {' vs '.join(stage.class_names)}")
     best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
@@ -330,7 +344,7 @@ def train_stage(name: str, params: Params, models_dir: Path = Path("models")) ->
     metadata = ModelMetadata(
         stage=name, class_names=stage.class_names, positive_class=stage.class_names[0],
         target=params.target if is_target else None, architecture=params.model.architecture,
-        image_size=params.model.image_size, threshold=stage.threshold if is_target else 0.5,
+        image_size=params.model.image_size, threshold=stage.threshold if is_target else 0.5, temperature=temperature,
         precision_policy=policy, parent=str(plan.parent) if plan.parent else None,
         params_digest=digest(params.model, params.train, stage), data_digest=data_digest(params.shards.dir),
         epochs=len(history["loss"]), train_seconds=round(seconds, 1),

@@ -22,3 +22,21 @@ def test_score_stream_gives_one_result_per_item_in_order(colour_model):
     assert all(by_key[f"blue{i}"].score < 0.01 for i in range(10))
     assert "zero-byte" in by_key["empty"].error and "permission denied" in by_key["unreadable"].error
     assert by_key["cut"].score is None and by_key["cut"].error
+
+
+def test_scores_are_temperature_scaled_as_the_model_says(tmp_path):
+    import json
+
+    import numpy as np
+
+    from mona_pipeline.metrics import temper
+    from tests.conftest import make_colour_model
+
+    folder = make_colour_model(tmp_path / "model")
+    pictures = [(f"p{i}", colour_picture((120 + 10 * i, 100, 110))) for i in range(6)]  # scores 0.4-0.99
+    plain = [r.score for r in score_stream(Scorer(load_trained(folder)), iter(pictures))]
+    metadata = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps(metadata | {"temperature": 2.0}))
+    softened = [r.score for r in score_stream(Scorer(load_trained(folder)), iter(pictures))]
+    np.testing.assert_allclose(softened, temper(np.array(plain), 2.0), atol=1e-5)
+    assert max(softened) < max(plain) and softened != plain

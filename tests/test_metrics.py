@@ -79,3 +79,27 @@ def test_wilson_interval_known_values():
     assert high == 1.0 and low == pytest.approx(0.8865, abs=1e-4)
     # Fewer pictures, wider interval: what makes 22 targets too few to rank two models.
     assert wilson_interval(16, 22)[1] - wilson_interval(16, 22)[0] > wilson_interval(64, 88)[1] - wilson_interval(64, 88)[0]
+
+
+def test_temperature_fit_recovers_overconfidence_and_reliability_measures_it():
+    from mona_pipeline.metrics import fit_temperature, reliability, temper
+
+    rng = np.random.default_rng(0)
+    true_scores = rng.uniform(0.02, 0.98, 4000)
+    truth = rng.uniform(size=4000) < true_scores  # calibrated by construction
+    overconfident = temper(true_scores, 1 / 3)  # logits tripled: scores pushed to 0 and 1
+    assert reliability(truth, true_scores)["ece"] < 0.03
+    assert reliability(truth, overconfident)["ece"] > 0.1
+    temperature = fit_temperature(truth, overconfident)
+    assert 2.6 < temperature < 3.4
+    fixed = temper(overconfident, temperature)
+    assert reliability(truth, fixed)["ece"] < 0.03
+    assert np.array_equal(np.argsort(fixed), np.argsort(overconfident))  # the ranking never changes
+
+
+def test_reliability_bins_count_every_picture():
+    from mona_pipeline.metrics import reliability
+
+    result = reliability(np.array([1, 0, 1, 1], bool), np.array([0.0, 0.05, 0.95, 1.0]), bins=10)
+    assert sum(b["pictures"] for b in result["bins"]) == 4
+    assert result["bins"][-1]["pictures"] == 2 and result["bins"][0]["target_rate"] == 0.5

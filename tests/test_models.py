@@ -64,3 +64,17 @@ def test_head_stays_float32_under_mixed_precision():
         assert model(np.zeros((1, 32, 32, 3), "float32")).dtype == tf.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_imagenet_weights_offline_fail_with_what_to_do(tmp_path, monkeypatch):
+    """The real Keras download path, on a machine that cannot reach it (this one, and CI)."""
+    from mona_pipeline.models import WeightsUnavailable
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached weights
+    with pytest.raises(WeightsUnavailable, match="model.weights: none.*~/.keras/models"):
+        build_model(ModelParams(architecture="mobilenetv3small", image_size=32, weights="imagenet"))
+
+
+def test_imagenet_weights_for_a_network_without_them_is_a_params_error():
+    with pytest.raises(ValueError, match="weights: imagenet exists only for mobilenetv3small, efficientnetv2b0"):
+        ModelParams(architecture="monacnn", weights="imagenet")
