@@ -13,26 +13,35 @@ their parameter types at run time.)
 """
 
 import argparse
+import base64
+import contextlib
 import itertools
 import sys
+import threading
 import time
+import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, get_args
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
     update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.runs import artifact_key, source_label, tag_this_run
 from mona_pipeline.config import Action, load_params
 from mona_pipeline.inference import Scorer
 from mona_pipeline.models import load_trained
 from mona_pipeline.sort import SortOverrides, SortRequest, SortRun, Tally, build_request, overrides_from
+from mona_pipeline.sort.sources import exit_process
 
 IN_FLIGHT = 4  # chunks submitted and not yet collected
+SERVED_DEPLOYMENT = "nightly-inbox-served"  # `serve`'s name; prefect.yaml's work-pool deployment is "nightly-inbox"
+THUMBNAILS_PER_DECISION = 6  # pictures shown in the run's summary artifact
 
 
 @lru_cache(maxsize=2)
@@ -48,11 +57,61 @@ def recover_run(request: SortRequest) -> int:
         return run.recover()
 
 
+class LiveProgress:
+    """Pictures done so far, shown in the run's progress artifact at most once a second.
+
+    Chunks on the flow's own threads count each batch as it finishes; chunks on Dask
+    workers (other processes) cannot reach this object and are counted when they return.
+    """
+
+    def __init__(self, artifact_id: uuid.UUID, total: int):
+        self.artifact_id, self.total = artifact_id, max(1, total)
+        self.done, self.shown_at, self.counted_batches = 0, 0.0, False
+        self.lock = threading.Lock()
+
+    def batch_done(self, pictures: int) -> None:
+        self.counted_batches = True
+        self._advance(pictures)
+
+    def chunk_done(self, pictures: int) -> None:
+        if not self.counted_batches:  # a chunk that ran elsewhere
+            self._advance(pictures)
+
+    def _advance(self, pictures: int) -> None:
+        with self.lock:
+            self.done += pictures
+            if time.monotonic() - self.shown_at < 1.0 and self.done < self.total:
+                return
+            self.shown_at = time.monotonic()
+            update_progress_artifact(self.artifact_id, min(100.0, 100.0 * self.done / self.total))
+
+
+_LIVE_PROGRESS: dict[uuid.UUID, LiveProgress] = {}  # this process's running sorts, by progress artifact
+
+
+# The registry is reached only through these functions: Dask pickles the flow's and the tasks'
+# functions by value, and a function naming the registry would carry it and its locks along.
+@contextlib.contextmanager
+def tracked_progress(artifact_id: uuid.UUID, total: int) -> Iterator[LiveProgress]:
+    progress = _LIVE_PROGRESS[artifact_id] = LiveProgress(artifact_id, total)
+    try:
+        yield progress
+    finally:
+        _LIVE_PROGRESS.pop(artifact_id, None)
+
+
+def live_progress(progress_id: uuid.UUID | None) -> LiveProgress | None:
+    """The running sort's progress when it lives in this process (threads), else None (a Dask worker)."""
+    return _LIVE_PROGRESS.get(progress_id)
+
+
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def sort_chunk(request: SortRequest, item_ids: list[str]) -> Tally:
+def sort_chunk(request: SortRequest, item_ids: list[str], progress_id: uuid.UUID | None = None) -> Tally:
     """Score, decide and act on one chunk; journaled, so a retry redoes nothing already done."""
+    live = live_progress(progress_id)
     with SortRun(request, _scorer(request.model)) as run:
-        return run.process(run.source.items_for(item_ids), sheet=run.sheet.for_chunk(item_ids[0]))
+        return run.process(run.source.items_for(item_ids), progress=live.batch_done if live else lambda n: None,
+                           sheet=run.sheet.for_chunk(item_ids[0]))
 
 
 def chunked(ids: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -60,16 +119,16 @@ def chunked(ids: Iterator[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def submit_chunks(request: SortRequest, item_ids: list[str], on_done) -> list[Tally]:
+def submit_chunks(request: SortRequest, item_ids: list[str], progress: LiveProgress) -> list[Tally]:
     """Submit the chunks with at most IN_FLIGHT outstanding (memory does not grow with the archive)."""
     tallies, running = [], []
 
     def collect(future, size: int) -> None:
         tallies.append(future.result())
-        on_done(size)
+        progress.chunk_done(size)
 
     for chunk in chunked(iter(item_ids), request.chunk_size):
-        running.append((sort_chunk.submit(request, chunk), len(chunk)))
+        running.append((sort_chunk.submit(request, chunk, progress.artifact_id), len(chunk)))
         if len(running) >= IN_FLIGHT:
             collect(*running.pop(0))
     sizes = {id(future): size for future, size in running}
@@ -78,51 +137,98 @@ def submit_chunks(request: SortRequest, item_ids: list[str], on_done) -> list[Ta
     return tallies
 
 
-@flow(name="sort", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
+def sort_run_name() -> str:
+    """`sort <run> of <source>`: the run's journal name (the same name resumes it) and where it reads."""
+    parameters = flow_run.parameters
+    try:
+        params_file = Path(parameters.get("params_file") or "params.yaml")
+        params = load_params(params_file) if params_file.is_file() else None
+        request = build_request(params, parameters["source"], parameters["out"], parameters.get("overrides"))
+        return f"sort {request.run_name()} of {request.source}"
+    except Exception:  # a bad parameter fails the run with its own message; the name must not
+        return f"sort of {parameters.get('source')}"
+
+
+@flow(name="sort", flow_run_name=sort_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
 def sort_flow(source: str, out: Path, overrides: SortOverrides | None = None,
               params_file: Path = Path("params.yaml")) -> dict:
     """Sort a folder, archive, list or remote folder: keep / review / drop, journaled and undoable.
 
     Args:
-        source: folder, .zip/.tar archive, .txt list of paths, or URL.
-        out: output folder (keep/, review/, runs/<run>/).
-        overrides: settings that replace params.yaml's `sort` section for this run; empty = the file's.
-        params_file: the project's parameters (absent: the built-in defaults).
+        source: what to sort: a folder, a .zip/.tar archive (read in place), a .txt list of paths, or a URL
+            (s3://bucket/folder). A relative path is relative to the folder the flow runs in (a deployment's:
+            the project folder it was deployed from).
+        out: output folder: keep/ and review/ receive pictures, runs/<run>/ holds the journal and report.
+            Relative paths as for source.
+        overrides: settings for this run only; each empty field keeps params.yaml's `sort` value. The action
+            decides what happens to your files: copy and link leave the source as it was, move takes kept and
+            review pictures out of the source folder, delete moves dropped pictures into the run's trash
+            (`mona undo` puts everything back).
+        params_file: the project's parameters file (relative to the run's folder); absent: built-in defaults.
     """
     start = time.perf_counter()
+    logger = get_run_logger()
     params = load_params(params_file) if Path(params_file).is_file() else None
     request = build_request(params, source, out, overrides)
     with SortRun(request, _scorer(request.model)) as run:  # checks source, action and model before any work
+        tag_this_run("sort", f"action:{request.action}", f"source:{source_label(request.source)}",
+                     f"target:{run.scorer.trained.metadata.target or 'model'}")
         recover_run(request)
         item_ids = list(run.source.ids())  # one walk of the source: chunks and the progress total
-        progress = create_progress_artifact(progress=0.0, key="sort-progress",
-                                            description=f"sorting {len(item_ids)} pictures from {request.source}")
-        done = 0
-
-        def advance(size: int) -> None:
-            nonlocal done
-            done += size
-            update_progress_artifact(progress, 100.0 * done / max(1, len(item_ids)))
-
-        tallies = submit_chunks(request, item_ids, advance)
+        key = artifact_key("sort", request.run_name())
+        logger.info("sorting %d pictures from %s into %s (run %s, action %s, chunks of %d)", len(item_ids),
+                    request.source, request.out, request.run_name(), request.action, request.chunk_size)
+        progress_id = create_progress_artifact(progress=0.0, key=f"{key}-progress",
+                                               description=f"sorting {len(item_ids)} pictures from {request.source}")
+        with tracked_progress(progress_id, len(item_ids)) as progress:
+            tallies = submit_chunks(request, item_ids, progress)
+        update_progress_artifact(progress_id, 100.0)
         run.sheet.merge([tally.samples for tally in tallies])
         summary = run.finish(Tally.merged(tallies), time.perf_counter() - start)
-    publish(summary)
+        publish(summary, run, key)
+    counts = summary["counts"]
+    logger.info("sorted %d pictures: %d keep, %d review, %d drop, %d unreadable; %s s, %s pictures/s; "
+                "%d already done, %d file operations failed; report %s", summary["pictures"], counts["keep"],
+                counts["review"], counts["drop"], counts["unreadable"], summary["seconds"],
+                summary["pictures_per_second"], summary["resumed_skipped"], summary["action_failures"],
+                summary["report"])
     return summary
 
 
-def publish(summary: dict) -> None:
+def publish(summary: dict, run: SortRun, key: str) -> None:
+    """The run's counts table and its summary with sample thumbnails, under keys of this run (history kept)."""
     counts = summary["counts"]
-    create_table_artifact(key="sort-counts", table=[{"decision": k, "pictures": v} for k, v in counts.items()],
+    create_table_artifact(key=f"{key}-counts", table=[{"decision": k, "pictures": v} for k, v in counts.items()],
                           description=f"sort of {summary['source']}")
-    create_markdown_artifact(key="sort-summary", markdown=(
+    report, journal = Path(summary["report"]).resolve(), Path(summary["journal"]).resolve()
+    create_markdown_artifact(key=f"{key}-summary", description=f"sort of {summary['source']}", markdown=(
         f"# Sort of `{summary['source']}`\n"
         f"{summary['pictures']} pictures: **{counts['keep']} keep**, {counts['review']} review, "
         f"{counts['drop']} drop, {counts['unreadable']} unreadable; action `{summary['action']}`, "
         f"confidence {summary['confidence']}.\n\n"
-        f"- kept: `{summary['kept_dir']}`\n- report: `{summary['report']}`\n- journal: `{summary['journal']}`\n"
+        f"- kept: `{Path(summary['kept_dir']).resolve()}`\n"
+        f"- contact sheet: [{report.name}]({report.as_uri()}) (`{report}`)\n"
+        f"- journal: [{journal.name}]({journal.as_uri()}) (`{journal}`)\n"
         f"- {summary['pictures_per_second']} pictures/s; {summary['resumed_skipped']} already done; "
-        f"{summary['action_failures']} file operations failed (pictures left in place)\n"))
+        f"{summary['action_failures']} file operations failed (pictures left in place)\n"
+        + thumbnails_markdown(run)))
+
+
+def thumbnails_markdown(run: SortRun) -> str:
+    """A few sampled pictures per decision as inline images, highest score first; drops are the near misses."""
+    sections = []
+    for decision, heading in (("keep", "Kept"), ("review", "For review"), ("drop", "Closest drops")):
+        samples = sorted(run.sheet.samples.get(decision, []), key=lambda s: -s.score)[:THUMBNAILS_PER_DECISION]
+        images = []
+        for sample in samples:
+            path = run.sheet.thumbs_dir / sample.thumbnail
+            if path.is_file():
+                data = base64.b64encode(path.read_bytes()).decode()
+                images.append(f"![{sample.name} {sample.score:.3f}](data:image/jpeg;base64,{data})")
+        if images:
+            captions = " | ".join(f"`{s.name}` {s.score:.3f}" for s in samples)
+            sections.append(f"\n## {heading}\n" + " ".join(images) + f"\n\n{captions}\n")
+    return "".join(sections)
 
 
 def dask_runner(address: str):
@@ -135,10 +241,22 @@ def dask_runner(address: str):
     return DaskTaskRunner(address=address)
 
 
-def serve(inbox: Path, out: Path, cron: str) -> None:
-    """Serve the nightly deployment: sort `inbox` into `out` on `cron` (see also prefect.yaml)."""
-    sort_flow.serve(name="nightly-inbox", cron=cron, parameters={
-        "source": str(inbox), "out": str(out), "overrides": {"action": "move", "run": "nightly-inbox"}})
+def serve(inbox: Path, out: Path, cron: str, name: str, overrides: SortOverrides, params_file: Path) -> None:
+    """Serve the nightly sort from this process: `inbox` into `out` on `cron` (prefect.yaml: the same for a pool)."""
+    sort_flow.serve(name=name, cron=cron, tags=["nightly", "served"], parameters={
+        "source": str(inbox.resolve()), "out": str(out.resolve()),
+        "overrides": overrides.model_dump(mode="json", exclude_none=True), "params_file": str(params_file.resolve())})
+
+
+def add_override_options(parser: argparse.ArgumentParser, action_default: str | None = None) -> None:
+    """The request's settings as options; each defaults to None = params.yaml's value."""
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--action", default=action_default, choices=get_args(Action))
+    parser.add_argument("--confidence", type=float, default=None)
+    parser.add_argument("--review-from", type=float, default=None)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--chunk-size", type=int, default=None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,26 +266,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--inbox", type=Path, default=Path("inbox"))
         parser.add_argument("--out", type=Path, default=Path("sorted"))
         parser.add_argument("--cron", default="0 2 * * *")
+        parser.add_argument("--name", default=SERVED_DEPLOYMENT, help="deployment name")
+        parser.add_argument("--run", default="nightly-inbox", help="run name: every night resumes one journal")
+        add_override_options(parser, action_default="move")
         args = parser.parse_args(argv[1:])
-        serve(args.inbox, args.out, args.cron)
+        serve(args.inbox, args.out, args.cron, args.name, overrides_from(args), args.params)
         return 0
     parser = argparse.ArgumentParser(prog="python -m flows.sort", description="Run one sort as a Prefect flow.")
     parser.add_argument("source")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    # Each option defaults to None = params.yaml's value.
-    parser.add_argument("--action", default=None, choices=get_args(Action))
-    parser.add_argument("--confidence", type=float, default=None)
-    parser.add_argument("--review-from", type=float, default=None)
-    parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--run", default=None)
     parser.add_argument("--dask", default=None, help="Dask scheduler address, or 'local' for a LocalCluster")
+    add_override_options(parser)
     args = parser.parse_args(argv)
     overrides = overrides_from(args)
     runner = sort_flow.with_options(task_runner=dask_runner(args.dask)) if args.dask else sort_flow
     summary = runner(args.source, args.out, overrides, args.params)
     print(f"{summary['counts']}; report: {summary['report']}")
-    return 0
+    return exit_process(0)  # an S3 source's file system would abort the process at exit
 
 
 if __name__ == "__main__":

@@ -20,17 +20,39 @@ def pile(tmp_path) -> Path:
     return root
 
 
+def _flow_run(state):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(state.state_details.flow_run_id)
+
+
 def test_sort_flow_on_threads_publishes_progress_counts_and_summary(pile, tmp_path, colour_model, prefect_harness):
-    overrides = {"model": colour_model, "chunk_size": 7, "batch_size": 4}
-    summary = sort_flow(str(pile), tmp_path / "out", overrides, tmp_path / "no-params.yaml")
+    overrides = {"model": colour_model, "chunk_size": 7, "batch_size": 4, "run": "threads-test"}
+    state = sort_flow(str(pile), tmp_path / "out", overrides, tmp_path / "no-params.yaml", return_state=True)
+    summary = state.result()
     assert summary["counts"] == {"keep": 10, "review": 0, "drop": 20, "unreadable": 1}
     assert len(list((tmp_path / "out" / "keep").iterdir())) == 10
-    assert "**10 keep**" in _artifact_data("sort-summary")
-    assert "keep" in _artifact_data("sort-counts")
-    assert float(_artifact_data("sort-progress")) == pytest.approx(100.0)
+    flow_run = _flow_run(state)
+    assert flow_run.name == f"sort threads-test of {pile}"
+    assert {"sort", "action:copy", "source:pile", "target:mona"} <= set(flow_run.tags)
+    # Artifact keys are the run's own, so the next run of it adds a version instead of overwriting others.
+    markdown = _artifact_data("sort-threads-test-summary")
+    assert "**10 keep**" in markdown and "report.html](file://" in markdown
+    assert "## Kept" in markdown and markdown.count("data:image/jpeg;base64,") >= 6  # kept and closest drops
+    assert "keep" in _artifact_data("sort-threads-test-counts")
+    assert float(_artifact_data("sort-threads-test-progress")) == pytest.approx(100.0)
     # A second run of the same request finds everything done and changes nothing.
     again = sort_flow(str(pile), tmp_path / "out", overrides, tmp_path / "no-params.yaml")
     assert again["resumed_skipped"] == 31 and again["counts"] == summary["counts"]
+
+
+def test_sort_run_name_without_a_run_name_comes_from_source_and_action(pile, tmp_path, colour_model,
+                                                                      prefect_harness):
+    state = sort_flow(str(pile), tmp_path / "out", {"model": colour_model, "action": "none"},
+                      tmp_path / "no-params.yaml", return_state=True)
+    assert state.is_completed()
+    assert _flow_run(state).name.startswith("sort pile-none-") and _flow_run(state).name.endswith(f" of {pile}")
 
 
 def test_sort_flow_on_a_dask_local_cluster(pile, tmp_path, colour_model, prefect_harness):
@@ -45,3 +67,5 @@ def test_sort_flow_on_a_dask_local_cluster(pile, tmp_path, colour_model, prefect
     assert summary["counts"] == {"keep": 10, "review": 0, "drop": 20, "unreadable": 1}
     assert len(list((tmp_path / "out" / "keep").iterdir())) == 10
     assert len(list(pile.iterdir())) == 21  # the 20 dropped and the unreadable one stay
+    # Chunks on worker processes are counted as they come back.
+    assert float(_artifact_data(f"sort-{summary['report'].split('/')[-2]}-progress")) == pytest.approx(100.0)
