@@ -10,7 +10,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.stage import stage_main
+from flows.stage import stage_main, stage_run_name
 from mona_pipeline import evaluate
 from mona_pipeline.config import Params, load_params
 
@@ -20,7 +20,7 @@ def evaluate_task(params: Params) -> dict:
     return evaluate.run_evaluate(params)
 
 
-@flow(name="evaluate", log_prints=True)
+@flow(name="evaluate", flow_run_name=stage_run_name, log_prints=True)
 def evaluate_flow(params_file: Path = Path("params.yaml")) -> dict:
     """The paper's tables for the three-stage model and the baseline; published as an artifact."""
     params = load_params(params_file)

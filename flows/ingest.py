@@ -13,7 +13,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.stage import stage_main
+from flows.stage import stage_main, stage_run_name
 from mona_pipeline import ingest
 from mona_pipeline.config import Params, load_params
 from mona_pipeline.markdown import markdown_table
@@ -24,7 +24,7 @@ def ingest_task(params: Params) -> dict:
     return ingest.run_ingest(params.data, params.stages)
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", flow_run_name=stage_run_name, log_prints=True)
 def ingest_flow(params_file: Path = Path("params.yaml")) -> dict:
     """Walk data/raw, decode and hash every picture, write the labelled manifest and the rejects."""
     params = load_params(params_file)

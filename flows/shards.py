@@ -10,7 +10,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.stage import stage_main
+from flows.stage import stage_main, stage_run_name
 from mona_pipeline import shards
 from mona_pipeline.config import Params, load_params
 from mona_pipeline.markdown import markdown_table
@@ -21,7 +21,7 @@ def shards_task(params: Params) -> dict:
     return shards.write_shards(params.data, params.shards, params.stages)
 
 
-@flow(name="shards", log_prints=True)
+@flow(name="shards", flow_run_name=stage_run_name, log_prints=True)
 def shards_flow(params_file: Path = Path("params.yaml")) -> dict:
     """Resize every manifest picture once into TFRecord shards (train and validation apart)."""
     params = load_params(params_file)

@@ -16,6 +16,7 @@ import argparse
 import base64
 import contextlib
 import itertools
+import re
 import sys
 import threading
 import time
@@ -32,7 +33,7 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.runs import artifact_key, source_label, tag_this_run
+from flows.stage import tag_this_run
 from mona_pipeline.config import Action, load_params
 from mona_pipeline.inference import Scorer
 from mona_pipeline.models import load_trained
@@ -135,6 +136,22 @@ def submit_chunks(request: SortRequest, item_ids: list[str], progress: LiveProgr
     for future in as_completed([future for future, _ in running]):
         collect(future, sizes[id(future)])
     return tallies
+
+
+def source_label(source: str) -> str:
+    """A short name for a source in a tag: the URL scheme and the last path part (`s3:inbox`, `wallpapers.zip`)."""
+    scheme, _, rest = source.rpartition("://")
+    name = Path(rest.rstrip("/")).name or rest
+    return f"{scheme}:{name}" if scheme else name
+
+
+def artifact_key(*parts: str) -> str:
+    """An artifact key from names (lower-case letters, digits and dashes, as Prefect requires).
+
+    Every run of one named run (a deployment's, for example) reuses its keys, so the UI keeps its history.
+    """
+    key = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+    return key[:60].strip("-") or "sort"
 
 
 def sort_run_name() -> str:

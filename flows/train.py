@@ -12,7 +12,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.stage import stage_main
+from flows.stage import stage_main, stage_run_name
 from mona_pipeline import train
 from mona_pipeline.config import Params, load_params
 from mona_pipeline.models import ModelMetadata
@@ -23,7 +23,7 @@ def train_task(name: str, params: Params) -> ModelMetadata:
     return train.train_stage(name, params)
 
 
-@flow(name="train", log_prints=True)
+@flow(name="train", flow_run_name=stage_run_name, log_prints=True)
 def train_flow(stage: str, params_file: Path = Path("params.yaml")) -> dict:
     """Train one transfer stage (gender, lookalike, target) or the baseline."""
     params = load_params(params_file)
