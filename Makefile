@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench compare clean
 
 $(BIN)/mona: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,19 @@ setup: $(BIN)/mona
 demo: setup
 	$(BIN)/mona demo-data
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc add --quiet data/raw data/test
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro evaluate
 	rm -rf sorted/demo
 	$(BIN)/mona sort data/test/images --out sorted/demo --run demo --action copy
 	@$(BIN)/mona summary --sort-run sorted/demo/runs/demo
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The three-stage model against its baseline over params.yaml's compare.seeds (about 40 min on 2 cores):
+# reports/compare.md and reports/compare.json (`dvc metrics show`). Reuses the demo's data and shards.
+compare: demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro compare
+	@cat reports/compare.md
 
 bench: setup
 	$(BIN)/python -m bench.run_all

@@ -52,8 +52,12 @@ class DemoParams(Section):
     seed: int = 7
     pictures_per_character: int = Field(36, ge=2)
     target_pictures: int = Field(90, ge=2)
+    extras_per_gender: int = Field(0, ge=0, description="randomly composed extras per gender (stage 1's broad cast)")
     test_pictures: int = Field(240, ge=10)
     test_target_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    held_out_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of the test archive showing what "
+                                     "training never does (new poses, outfits, styles, small, crowds, cut, hidden)")
+    held_out_target_fraction: float = Field(0.4, gt=0.0, lt=1.0)
     min_side: int = Field(240, ge=32)
     max_side: int = Field(720, ge=32)
 
@@ -153,6 +157,9 @@ class TrainParams(Section):
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
     shuffle_buffer: int = Field(2048, ge=1)
+    augmentation: Literal["basic", "strong"] = Field("basic", description=(
+        "basic: crop, flip, brightness, contrast; strong adds zoom in and out, random erasing, "
+        "a colour cast of the light, blur and JPEG noise"))
     # Budget for the no-curriculum baseline: epochs of the target stage trained from scratch.
     baseline_epochs: int = Field(0, ge=0, description="0 = the three stages' epochs added up")
 
@@ -161,6 +168,10 @@ class EvaluateParams(Section):
     target_precision: float = Field(0.95, gt=0.0, le=1.0)
     timing_pictures: int = Field(60, ge=1)
     batch_size: int = Field(64, ge=1, le=4096, description="pictures scored per batch")
+
+
+class CompareParams(Section):
+    seeds: list[int] = Field([42, 1, 2], min_length=2, description="train.seed values compared (make compare)")
 
 
 class SortParams(Section):
@@ -192,6 +203,7 @@ class Params(Section):
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    compare: CompareParams = CompareParams()
     sort: SortParams = SortParams()
 
     @model_validator(mode="after")

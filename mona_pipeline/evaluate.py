@@ -49,6 +49,7 @@ class LabelledSet:
     paths: list[Path]
     truth: np.ndarray
     kinds: list[str]
+    parts: list[str] | None = None  # which part of the test archive (in_distribution, or what is held out)
 
 
 def read_labelled_folder(folder: Path, name: str = "test") -> LabelledSet:
@@ -62,7 +63,8 @@ def read_labelled_folder(folder: Path, name: str = "test") -> LabelledSet:
         raise ValueError(f"{labels} needs the columns path and target (0 or 1)")
     truth = np.array([row["target"].strip() in ("1", "true", "True", "yes") for row in rows])
     kinds = [row.get("kind") or ("target" if t else "other") for row, t in zip(rows, truth)]
-    return LabelledSet(name, [folder / row["path"] for row in rows], truth, kinds)
+    parts = [row.get("part") or "in_distribution" for row in rows]
+    return LabelledSet(name, [folder / row["path"] for row in rows], truth, kinds, parts)
 
 
 def validation_set(params: Params) -> LabelledSet:
@@ -100,8 +102,22 @@ def time_one_by_one(scorer: Scorer, paths: list[Path], max_pixels: int) -> list[
     return seconds
 
 
+def results_by_part(truth: np.ndarray, flagged: np.ndarray, parts: list[str]) -> dict:
+    """Recall, false alarms and pictures per part of the archive, and over all held-out parts together."""
+    parts_array = np.array(parts)
+    groups = {part: parts_array == part for part in dict.fromkeys(parts)}
+    if len(groups) > 1:
+        groups["held_out"] = parts_array != "in_distribution"
+    result = {}
+    for part, inside in groups.items():
+        counts = confusion(truth[inside], flagged[inside])
+        result[part] = {k: counts[k] for k in ("pictures", "target_pictures", "recall", "recall_ci", "false_alarms",
+                                                "precision")}
+    return result
+
+
 def evaluate_set(truth: np.ndarray, scores: np.ndarray, kinds: list[str], threshold: float,
-                 target_precision: float) -> dict:
+                 target_precision: float, parts: list[str] | None = None) -> dict:
     """Everything the report needs for one model on one set; unreadable pictures count as not flagged."""
     readable = ~np.isnan(scores)
     flagged = np.where(readable, scores, 0.0) >= threshold
@@ -114,6 +130,8 @@ def evaluate_set(truth: np.ndarray, scores: np.ndarray, kinds: list[str], thresh
     kinds_array = np.array(kinds)
     result["false_alarms_by_kind"] = {kind: int((flagged & ~truth & (kinds_array == kind)).sum())
                                       for kind in ("lookalike", "other", "none")}
+    if parts is not None:
+        result["by_part"] = results_by_part(truth, flagged, parts)
     best = threshold_for_precision(truth[readable], scores[readable], target_precision)
     result["threshold_for_precision"] = {"precision_wanted": target_precision,
                                          **({k: best[k] for k in ("threshold", "precision", "recall", "accuracy")}
@@ -221,7 +239,7 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
         for labelled in sets:
             scores, per_second = score_set(scorer, labelled, params.evaluate.batch_size, params.data.max_image_pixels)
             result = evaluate_set(labelled.truth, scores, labelled.kinds, threshold,
-                                  params.evaluate.target_precision)
+                                  params.evaluate.target_precision, labelled.parts)
             result["batch_pictures_per_second"] = per_second
             result["temperature"] = scorer.trained.metadata.temperature
             metrics[model_name][labelled.name] = result
@@ -250,16 +268,37 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
 def _for_dvc(metrics: dict) -> dict:
     """The DVC metrics file: per model and set, the headline numbers (nested dicts flatten in `dvc metrics show`)."""
     keys = ("accuracy", "precision", "recall", "f1", "false_alarms", "missed", "pictures", "roc_auc", "threshold", "ece")
-    return {model: {name: {k: result[k] for k in keys} | {"lookalike_false_alarms": result["false_alarms_by_kind"]["lookalike"]}
-                    for name, result in sets.items()} for model, sets in metrics.items()}
+    def headline(result: dict) -> dict:
+        parts = {f"recall_{p}": result["by_part"][p]["recall"] for p in ("in_distribution", "held_out")
+                 if p in result.get("by_part", {})}
+        return {k: result[k] for k in keys} | {"lookalike_false_alarms": result["false_alarms_by_kind"]["lookalike"]} | parts
+
+    return {model: {name: headline(result) for name, result in sets.items()} for model, sets in metrics.items()}
 
 
 def _write_scores(path: Path, labelled: LabelledSet, scores: np.ndarray) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "target", "kind", "score"])
-        for picture, truth, kind, score in zip(labelled.paths, labelled.truth, labelled.kinds, scores):
-            writer.writerow([picture.as_posix(), int(truth), kind, "" if np.isnan(score) else f"{score:.6f}"])
+        writer.writerow(["path", "target", "kind", "part", "score"])
+        parts = labelled.parts or ["in_distribution"] * len(labelled.paths)
+        for picture, truth, kind, part, score in zip(labelled.paths, labelled.truth, labelled.kinds, parts, scores):
+            writer.writerow([picture.as_posix(), int(truth), kind, part, "" if np.isnan(score) else f"{score:.6f}"])
+
+
+def by_part_section(results: dict[str, dict]) -> list[str]:
+    """The generalisation gap: recall on what training saw vs on each thing it never saw."""
+    with_parts = {name: r["by_part"] for name, r in results.items() if len(r.get("by_part", {})) > 1}
+    if not with_parts:
+        return []
+    parts = list(next(iter(with_parts.values())))
+    rows = [[name, *(f"{b[p]['recall']:.1%} ({b[p]['target_pictures']})" if b[p]["target_pictures"] else "-"
+                     for p in parts)] for name, b in with_parts.items()]
+    alarms = [[name, *(str(b[p]["false_alarms"]) for p in parts)] for name, b in with_parts.items()]
+    return ["", "## Recall by part of the archive: seen in training vs held out", "",
+            "in_distribution is drawn like the training pictures; each other part shows one thing training never "
+            "did. In brackets: the part's target pictures.", "",
+            markdown_table(["model, set", *parts], rows), "", "False alarms by part:", "",
+            markdown_table(["model, set", *parts], alarms)]
 
 
 def render_report(results: dict[str, dict], timing: dict[str, dict], target_precision: float) -> str:
@@ -275,6 +314,7 @@ def render_report(results: dict[str, dict], timing: dict[str, dict], target_prec
                      "-" if best["threshold"] is None else f"{best['recall']:.2%}"])
     lines.append(markdown_table(["model, set", "P", "precision at P", "recall at P", "threshold reaching it",
                                  "its precision", "its recall"], rows))
+    lines += by_part_section(results)
     lines += ["", "## Calibration", "", "Expected calibration error (ECE): the picture-weighted mean gap between "
               "the score and the share of pictures with that score that show the target (0 = a score of 0.95 "
               "means 95%). Reliability diagram: `reliability.png`.", ""]

@@ -105,9 +105,11 @@ def decode_for_model(data: tf.Tensor, image_size: int) -> tf.Tensor:
     return resize_for_model(image, image_size)
 
 
-def augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
-    """Training only: random crop (from the shard margin), flip, brightness and contrast. Hue is left
-    alone: hair and outfit colours are what tells characters apart.
+def augment(image: tf.Tensor, image_size: int, seed: tf.Tensor, strong: bool = False) -> tf.Tensor:
+    """Training only: random crop (from the shard margin), flip, brightness and contrast; `strong` adds what
+    pictures people keep do that training pictures may not: zoom in to part of the picture and out (a
+    smaller figure), part of it covered, a colour cast of the light, blur and JPEG noise. Hue is never
+    rotated: hair and outfit colours are what tells characters apart; a cast keeps their relations.
 
     Args:
         image: (S, S, 3) uint8, S >= image_size.
@@ -115,7 +117,7 @@ def augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
     Returns:
         (image_size, image_size, 3) float32 in [0, 255].
     """
-    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    seeds = tf.random.experimental.stateless_split(seed, num=6)
     side = tf.shape(image)[0]
     # Crop a random square between image_size and the whole picture, then resize: scale + shift.
     crop = tf.random.stateless_uniform([], seeds[0], minval=image_size, maxval=side + 1, dtype=tf.int32)
@@ -125,5 +127,62 @@ def augment(image: tf.Tensor, image_size: int, seed: tf.Tensor) -> tf.Tensor:
     image = tf.image.stateless_random_flip_left_right(image, seeds[2])
     image = tf.image.stateless_random_brightness(image, 0.15 * 255.0, seeds[3])
     image = tf.image.stateless_random_contrast(image, 0.8, 1.2, seeds[4])
+    if strong:
+        image = _strong_augment(image, image_size, seeds[5])
     return tf.clip_by_value(image, 0.0, 255.0)
 
+
+def _uniform(seed: tf.Tensor, low: float = 0.0, high: float = 1.0, shape=()) -> tf.Tensor:
+    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
+
+
+def _zoom(image: tf.Tensor, size: int, seeds: tf.Tensor) -> tf.Tensor:
+    """A quarter of the time zoom in (a crop of 70-100% of the side: the figure is rarely lost), a quarter
+    zoom out (the picture at 50-100% on its mean colour: a smaller figure)."""
+    roll = _uniform(seeds[2])
+    scale = tf.where(roll < 0.25, _uniform(seeds[0], 0.7, 1.0), _uniform(seeds[0], 0.5, 1.0))
+    zoomed_side = tf.cast(tf.round(scale * size), tf.int32)
+    offsets = tf.cast(_uniform(seeds[1], shape=[2]) * tf.cast(size - zoomed_side, tf.float32), tf.int32)
+
+    def zoom_in() -> tf.Tensor:
+        part = tf.image.crop_to_bounding_box(image, offsets[0], offsets[1], zoomed_side, zoomed_side)
+        return tf.image.resize(part, [size, size])
+
+    def zoom_out() -> tf.Tensor:
+        small = tf.image.resize(image, [zoomed_side, zoomed_side], antialias=True)
+        ground = tf.reduce_mean(image, axis=[0, 1])  # (3,): the picture's mean colour
+        placed = tf.image.pad_to_bounding_box(small - ground, offsets[0], offsets[1], size, size)
+        return placed + ground
+
+    return tf.cond(roll < 0.25, zoom_in, lambda: tf.cond(roll < 0.5, zoom_out, lambda: image))
+
+
+def _erase(image: tf.Tensor, size: int, seeds: tf.Tensor) -> tf.Tensor:
+    """Random erasing: half the time a box of 5-20% of the picture becomes one random colour."""
+    area = _uniform(seeds[0], 0.05, 0.2) * size * size
+    aspect = tf.exp(_uniform(seeds[1], -0.8, 0.8))
+    height = tf.minimum(tf.sqrt(area * aspect), size - 1.0)
+    width = tf.minimum(tf.sqrt(area / aspect), size - 1.0)
+    corner = _uniform(seeds[2], shape=[2]) * (size - tf.stack([height, width]))
+    rows = tf.range(size, dtype=tf.float32)[:, None]
+    columns = tf.range(size, dtype=tf.float32)[None, :]
+    inside = ((rows >= corner[0]) & (rows < corner[0] + height) & (columns >= corner[1])
+              & (columns < corner[1] + width))[..., None]  # (S, S, 1)
+    colour = _uniform(seeds[3], 0.0, 255.0, shape=[3])
+    return tf.where(inside & (_uniform(seeds[4]) < 0.5), colour, image)
+
+
+def _strong_augment(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+    seeds = tf.random.experimental.stateless_split(seed, num=16)
+    image = _zoom(image, size, seeds[0:3])
+    image = _erase(image, size, seeds[3:8])
+    # A colour cast of the light: each channel scaled by 0.85-1.15, the same for every pixel.
+    cast = _uniform(seeds[8], 0.85, 1.15, shape=[3])
+    image = tf.where(_uniform(seeds[9]) < 0.5, image * cast, image)
+    # Blur (a 3x3 box, a fifth of the time) and JPEG noise (quality 40-95, a third of the time).
+    blurred = tf.nn.avg_pool2d(image[tf.newaxis], 3, 1, "SAME")[0]
+    image = tf.where(_uniform(seeds[10]) < 0.2, blurred, image)
+    noisy = tf.image.stateless_random_jpeg_quality(tf.clip_by_value(image, 0.0, 255.0) / 255.0, 40, 95,
+                                                   seeds[11]) * 255.0
+    noisy.set_shape(image.shape)
+    return tf.where(_uniform(seeds[12]) < 0.33, noisy, image)

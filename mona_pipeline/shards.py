@@ -147,7 +147,7 @@ def parse_example(record: tf.Tensor) -> dict[str, tf.Tensor]:
 
 def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image_size: int, training: bool,
                  seed: int = 42, shuffle_buffer: int = 2048, repeat: bool = False,
-                 cache_mb: float = 1024.0) -> tf.data.Dataset:
+                 cache_mb: float = 1024.0, strong_augmentation: bool = False) -> tf.data.Dataset:
     """Read one split's shards as (images, labels) batches for one stage.
 
     Args:
@@ -155,6 +155,7 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
         split: "train" or "validation".
         stage: "gender", "lookalike" or "target"; pictures without a label for it are skipped.
         training: shuffle and augment (else a fixed order and a plain resize).
+        strong_augmentation: with training, `preprocess.augment`'s strong set.
         cache_mb: when the split's decoded pictures fit in this many MB, they are decoded once and
             kept in memory, so later epochs only augment (0 turns it off).
     Returns:
@@ -200,7 +201,8 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
     def to_pair(element: tuple, draw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image, label, picture_seed = element
         if training:
-            return augment(image, image_size, tf.stack([picture_seed, draw % (2**31 - 1)])), label
+            seed_pair = tf.stack([picture_seed, draw % (2**31 - 1)])
+            return augment(image, image_size, seed_pair, strong_augmentation), label
         return resize_for_model(image, image_size), label
 
     dataset = dataset.map(to_pair, num_parallel_calls=AUTOTUNE, deterministic=True)

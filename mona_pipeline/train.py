@@ -249,7 +249,8 @@ def load_stage_data(plan: StagePlan, params: Params) -> StageData:
     shards, size, batch = params.shards.dir, params.model.image_size, params.train.batch_size
     smoothing = params.train.label_smoothing
     train_ds = make_dataset(shards, "train", plan.data_stage, batch, size, training=True,
-                            seed=params.train.seed, shuffle_buffer=params.train.shuffle_buffer)
+                            seed=params.train.seed, shuffle_buffer=params.train.shuffle_buffer,
+                            strong_augmentation=params.train.augmentation == "strong")
     val_ds = make_dataset(shards, "validation", plan.data_stage, batch, size, training=False).cache()
     calibration = tf.concat([images for images, _ in make_dataset(
         shards, "train", plan.data_stage, 64, size, training=False).take(4)], axis=0)

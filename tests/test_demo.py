@@ -71,3 +71,44 @@ def test_character_sprite_has_requested_height_and_transparency():
     assert sprite.mode == "RGBA" and sprite.height == 120
     alpha = sprite.getchannel("A")
     assert alpha.getextrema() == (0, 255)  # transparent background, opaque character
+
+
+def test_the_test_archive_holds_out_what_training_never_shows(tmp_path):
+    params = SMALL.model_copy(update={"test_pictures": 160, "held_out_fraction": 0.5, "held_out_target_fraction": 0.5})
+    demo.generate_test(params, tmp_path)
+    with open(tmp_path / "labels.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    parts = {r["part"] for r in rows}
+    assert "in_distribution" in parts and len(parts & set(demo.HELD_OUT_PARTS)) >= 6
+    small = [float(r["target_height"]) for r in rows if r["part"] == "small" and r["target"] == "1"]
+    assert small and max(small) <= 0.21  # the target about 10-20% of the picture height
+    crowds = [r for r in rows if r["part"] == "crowd"]
+    assert crowds and all(4 <= len(r["characters"].split(";")) <= 6 for r in crowds)
+    assert all(r["target_height"] == "" for r in rows if r["target"] == "0")
+
+
+def test_held_out_looks_draw_differently_and_training_looks_stay_in_their_set():
+    import random
+
+    mona = demo.CAST[0]
+    plain = demo.draw_character(mona, 120)
+    for look in (demo.Look(pose="hips"), demo.Look(expression="closed"), demo.Look(outfit_variant=True),
+                 *(demo.Look(style=style) for style in demo.HELD_OUT_STYLES)):
+        assert demo.draw_character(mona, 120, look).tobytes() != plain.tobytes(), look
+    rng = random.Random(0)
+    for _ in range(50):
+        look = demo.training_look(rng)
+        assert look.pose in demo.TRAIN_POSES and look.expression == "smile" and look.style == "flat"
+        assert not look.outfit_variant
+
+
+def test_extras_are_a_broad_cast_that_never_repeats_the_target(tmp_path):
+    import random
+
+    params = SMALL.model_copy(update={"extras_per_gender": 3})
+    demo.generate_raw(params, tmp_path)
+    assert len(list((tmp_path / "extra_female").iterdir())) == len(list((tmp_path / "extra_male").iterdir())) == 3
+    rng = random.Random(1)
+    extras = [demo.random_extra(rng.choice(["female", "male"]), rng) for _ in range(300)]
+    assert len({(e.hair, e.hair_style, e.outfit, e.hat) for e in extras}) > 250  # many different characters
+    assert not any(e.hat == "witch" and "star" in e.accessories for e in extras)

@@ -45,3 +45,16 @@ def test_run_evaluate_writes_metrics_report_and_scores(demo_project, colour_mode
         assert len(list(csv.DictReader(handle))) == len(labels)
     assert (tmp_path / "evaluation" / "precision_recall.png").stat().st_size > 1000
     assert result["timing"]["three_stage"]["pictures"] == params.evaluate.timing_pictures
+
+
+def test_recall_is_reported_per_part_of_the_archive_and_held_out_together():
+    truth = np.array([1, 1, 1, 1, 0, 1, 0], bool)
+    scores = np.array([0.99, 0.98, 0.2, 0.1, 0.97, 0.99, 0.1])
+    parts = ["in_distribution", "in_distribution", "pose", "small", "small", "style", "pose"]
+    result = evaluate.evaluate_set(truth, scores, ["target"] * 4 + ["other", "target", "other"], 0.95, 0.9, parts)
+    by_part = result["by_part"]
+    assert by_part["in_distribution"]["recall"] == 1.0 and by_part["pose"]["recall"] == 0.0
+    assert by_part["held_out"]["target_pictures"] == 3 and by_part["held_out"]["recall"] == 1 / 3
+    assert by_part["small"]["false_alarms"] == 1
+    report = evaluate.by_part_section({"m, test": result})
+    assert "in_distribution" in report[5] and "33.3% (3)" in report[5]

@@ -91,3 +91,27 @@ def test_a_squashed_picture_differs_from_another_picture():
     shifted = preprocess.decode_for_model(tf.constant(_encoded(scene.transpose(Image.FLIP_LEFT_RIGHT), "PNG")),
                                           size).numpy()
     assert np.abs(view - shifted).mean() > 10
+
+
+@pytest.mark.parametrize("strong", [False, True])
+def test_augment_is_reproducible_shaped_and_in_range(strong):
+    """Eagerly and under tf.function: the same seed gives the same picture, another seed another one."""
+    image = tf.constant(np.asarray(_scene((144, 144))))
+    compiled = tf.function(lambda seed: preprocess.augment(image, 128, seed, strong))
+    for run in (lambda seed: preprocess.augment(image, 128, seed, strong), compiled):
+        first = run(tf.constant([3, 9], tf.int64)).numpy()
+        assert first.shape == (128, 128, 3) and first.dtype == np.float32
+        assert 0.0 <= first.min() and first.max() <= 255.0
+        np.testing.assert_array_equal(first, run(tf.constant([3, 9], tf.int64)).numpy())
+        assert not np.array_equal(first, run(tf.constant([4, 9], tf.int64)).numpy())
+
+
+def test_strong_augmentation_changes_more_of_the_picture_than_basic():
+    image = tf.constant(np.asarray(_scene((144, 144))))
+    plain = preprocess.resize_for_model(image, 128).numpy()
+
+    def mean_change(strong: bool) -> float:
+        return float(np.mean([np.abs(preprocess.augment(image, 128, tf.constant([k, 1], tf.int64), strong).numpy()
+                                     - plain).mean() for k in range(24)]))
+
+    assert mean_change(True) > mean_change(False) + 3

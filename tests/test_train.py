@@ -108,3 +108,28 @@ def test_same_seed_trains_the_same_model(demo_project, tmp_path, monkeypatch):
     b = load_trained(tmp_path / "b" / "gender").network
     for left, right in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(left, right)
+
+
+def test_two_trainings_in_separate_processes_with_the_real_policy_give_the_same_weights(demo_project, tmp_path):
+    """What `dvc repro` does twice: `mona train` in a fresh process, the precision policy `auto` (bf16 on a
+    CPU with bf16 instructions), the default network and the real data path (shards, cache, augmentation)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from tests.conftest import write_params
+
+    _, params = demo_project
+    stage = params.stages.gender.model_copy(update={"head_epochs": 0, "finetune_epochs": 1})
+    real = _with(params, train=params.train.model_copy(update={"precision": "auto"}),
+                 stages=params.stages.model_copy(update={"gender": stage}))
+    params_file = write_params(tmp_path / "params.yaml", real)
+    digests = []
+    for run in ("first", "second"):
+        folder = tmp_path / run
+        folder.mkdir()
+        subprocess.run([sys.executable, "-m", "mona_pipeline.cli", "--params", str(params_file), "train", "gender"],
+                       cwd=folder, check=True, capture_output=True, timeout=600)
+        network = load_trained(folder / "models" / "gender").network
+        digests.append(hashlib.sha256(b"".join(w.tobytes() for w in network.get_weights())).hexdigest())
+    assert digests[0] == digests[1]

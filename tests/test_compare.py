@@ -1,0 +1,37 @@
+"""The seed comparison's summary: means and spreads per model, the paired difference, honest verdicts."""
+
+import json
+
+import pytest
+
+from mona_pipeline import compare
+
+
+def _metrics(f1: float, alarms: int) -> dict:
+    sets = {"test": {"f1": f1, "precision": 0.9, "recall": 0.8, "recall_in_distribution": 0.9,
+                     "recall_held_out": 0.7, "lookalike_false_alarms": alarms, "false_alarms": alarms + 1,
+                     "ece": 0.05, "roc_auc": 0.95},
+            "validation": {"f1": f1, "recall": 0.8}}
+    return sets
+
+
+def test_summary_gives_mean_spread_and_the_paired_difference(tmp_path):
+    per_seed = {1: {"three_stage": _metrics(0.80, 3), "baseline": _metrics(0.70, 5)},
+                2: {"three_stage": _metrics(0.90, 2), "baseline": _metrics(0.85, 6)},
+                3: {"three_stage": _metrics(0.60, 9), "baseline": _metrics(0.65, 4)}}
+    summary = compare.write_summary(per_seed, tmp_path / "compare.json", tmp_path / "compare.md")
+    f1 = summary["models"]["three_stage"]["test.f1"]
+    assert f1["mean"] == pytest.approx(0.7667, abs=1e-4) and f1["min"] == 0.6 and f1["max"] == 0.9
+    assert f1["std"] == pytest.approx(0.1528, abs=1e-4)
+    difference = summary["three_stage_minus_baseline"]["test.f1"]
+    assert difference["values"] == pytest.approx([0.10, 0.05, -0.05])
+    assert json.loads((tmp_path / "compare.json").read_text())["seeds"] == [1, 2, 3]
+    table = (tmp_path / "compare.md").read_text()
+    assert "| test.f1 |" in table and "within the seeds' spread" in table
+
+
+def test_a_verdict_needs_every_seed_to_agree():
+    assert compare._verdict("f1", {"values": [0.1, 0.02]}) == "three-stage better on every seed"
+    assert compare._verdict("lookalike_false_alarms", {"values": [-3, -1]}) == "three-stage better on every seed"
+    assert compare._verdict("ece", {"values": [0.01, 0.02]}) == "baseline better on every seed"
+    assert compare._verdict("f1", {"values": [0.1, -0.02]}) == "within the seeds' spread"
