@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
-export TF_CPP_MIN_LOG_LEVEL := 3  # TF's C++ log on a CPU machine is only CUDA registration noise (see README, Quiet logs)
+# TensorFlow's C++ log on a CPU machine is only CUDA registration noise (README: Quiet logs).
+export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: setup demo test bench compare clean
 
