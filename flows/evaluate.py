@@ -3,6 +3,7 @@
     python -m flows.evaluate [--params params.yaml]
 """
 
+import base64
 import sys
 from pathlib import Path
 
@@ -25,9 +26,21 @@ def evaluate_flow(params_file: Path = Path("params.yaml")) -> dict:
     """The paper's tables for the three-stage model and the baseline; published as an artifact."""
     params = load_params(params_file)
     result = evaluate_task(params)
-    create_markdown_artifact(key="evaluation", markdown=result["markdown"])
+    create_markdown_artifact(key="evaluation", markdown=result["markdown"] + figures_markdown(
+        evaluate.REPORTS_DIR, ("precision_recall.png", "precision-recall, both models"),
+        ("reliability.png", "reliability")))
     print(result["markdown"])
     return result["metrics"]
+
+
+def figures_markdown(folder: Path, *figures: tuple[str, str]) -> str:
+    """The evaluation's PNG figures as inline images (the Prefect UI renders data URIs; files it cannot reach)."""
+    parts = []
+    for name, caption in figures:
+        if (folder / name).is_file():
+            data = base64.b64encode((folder / name).read_bytes()).decode()
+            parts.append(f"\n\n## {caption}\n![{caption}](data:image/png;base64,{data})")
+    return "".join(parts)
 
 
 if __name__ == "__main__":
