@@ -194,6 +194,34 @@ def plot_precision_recall(curves: dict[str, tuple[np.ndarray, np.ndarray]], path
     return path
 
 
+def render_worst(labelled: LabelledSet, scores: np.ndarray, threshold: float, path: Path, count: int = 12) -> Path:
+    """A contact sheet of what the model gets most wrong: the lowest-scoring missed targets (top row) and
+    the highest-scoring false alarms (bottom row), with score, kind and part under each."""
+    from PIL import Image, ImageDraw
+
+    readable = ~np.isnan(scores)
+    missed = [i for i in np.argsort(np.where(readable, scores, np.inf)) if labelled.truth[i] and scores[i] < threshold]
+    alarms = [i for i in np.argsort(-np.where(readable, scores, -np.inf))
+              if not labelled.truth[i] and scores[i] >= threshold]
+    cell, label_height = 140, 30
+    sheet = Image.new("RGB", (count * cell, 2 * (cell + label_height) + 20), (250, 250, 250))
+    draw = ImageDraw.Draw(sheet)
+    parts = labelled.parts or ["in_distribution"] * len(labelled.paths)
+    for row, (title, chosen) in enumerate((("missed targets, lowest scores", missed[:count]),
+                                           ("false alarms, highest scores", alarms[:count]))):
+        top = row * (cell + label_height + 10)
+        draw.text((4, top), f"{title} ({len(missed) if row == 0 else len(alarms)} in all)", fill=(0, 0, 0))
+        for column, index in enumerate(chosen):
+            with Image.open(labelled.paths[index]) as picture:
+                picture = picture.convert("RGB")
+                picture.thumbnail((cell - 4, cell - 14))
+                sheet.paste(picture, (column * cell + 2, top + 12))
+            draw.text((column * cell + 2, top + cell), f"{scores[index]:.3f} {labelled.kinds[index]}\n"
+                                                       f"{parts[index]}", fill=(120, 0, 0))
+    sheet.save(path)
+    return path
+
+
 def plot_reliability(results: dict[str, dict], path: Path) -> Path:
     """Reliability diagram: per score bin, the share of pictures that show the target vs the mean score."""
     import matplotlib
@@ -246,6 +274,7 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
             table_results[f"{model_name}, {labelled.name}"] = result
             curves[f"{model_name}, {labelled.name}"] = (labelled.truth[~np.isnan(scores)], scores[~np.isnan(scores)])
             _write_scores(scores_path(reports_dir, model_name, labelled.name), labelled, scores)
+            render_worst(labelled, scores, threshold, reports_dir / f"worst_{model_name}_{labelled.name}.png")
             with open(reports_dir / f"sweep_{model_name}_{labelled.name}.csv", "w", newline="") as handle:
                 sweep = threshold_sweep(labelled.truth, np.nan_to_num(scores, nan=0.0))
                 writer = csv.DictWriter(handle, fieldnames=list(sweep[0]))

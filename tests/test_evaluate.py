@@ -44,6 +44,8 @@ def test_run_evaluate_writes_metrics_report_and_scores(demo_project, colour_mode
     with open(tmp_path / "evaluation" / "scores_three_stage_test.csv") as handle:
         assert len(list(csv.DictReader(handle))) == len(labels)
     assert (tmp_path / "evaluation" / "precision_recall.png").stat().st_size > 1000
+    assert (tmp_path / "evaluation" / "worst_three_stage_test.png").stat().st_size > 1000
+    assert (tmp_path / "evaluation" / "reliability.png").stat().st_size > 1000
     assert result["timing"]["three_stage"]["pictures"] == params.evaluate.timing_pictures
 
 
