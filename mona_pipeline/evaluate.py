@@ -322,8 +322,20 @@ def by_part_section(results: dict[str, dict]) -> list[str]:
     parts = list(next(iter(with_parts.values())))
     rows = [[name, *(f"{b[p]['recall']:.1%} ({b[p]['target_pictures']})" if b[p]["target_pictures"] else "-"
                      for p in parts)] for name, b in with_parts.items()]
+    gap = []
+    for name, by_part in with_parts.items():
+        model = name.split(",")[0]
+        validation = results.get(f"{model}, validation", {}).get("recall")
+        seen, unseen = by_part["in_distribution"]["recall"], by_part.get("held_out", {}).get("recall")
+        gap.append([model, "-" if validation is None else f"{validation:.1%}", f"{seen:.1%}",
+                    "-" if unseen is None else f"{unseen:.1%}",
+                    "-" if unseen is None or validation is None else f"{(validation - unseen) * 100:+.1f}"])
     alarms = [[name, *(str(b[p]["false_alarms"]) for p in parts)] for name, b in with_parts.items()]
-    return ["", "## Recall by part of the archive: seen in training vs held out", "",
+    return ["", "## The generalisation gap", "",
+            "Recall on the validation split (the training drawings' own kind), on the test archive's part drawn "
+            "like them, and on its held-out parts together; the last column is validation minus held-out, in points.",
+            "", markdown_table(["model", "validation", "test, in distribution", "test, held out", "gap"], gap),
+            "", "## Recall by part of the archive: seen in training vs held out", "",
             "in_distribution is drawn like the training pictures; each other part shows one thing training never "
             "did. In brackets: the part's target pictures.", "",
             markdown_table(["model, set", *parts], rows), "", "False alarms by part:", "",
