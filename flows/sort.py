@@ -167,7 +167,7 @@ def sort_run_name() -> str:
 
 
 @flow(name="sort", flow_run_name=sort_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
-def sort_flow(source: str, out: Path, overrides: SortOverrides | None = None,
+def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides(),
               params_file: Path = Path("params.yaml")) -> dict:
     """Sort a folder, archive, list or remote folder: keep / review / drop, journaled and undoable.
 
@@ -175,7 +175,7 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides | None = None,
         source: what to sort: a folder, a .zip/.tar archive (read in place), a .txt list of paths, or a URL
             (s3://bucket/folder). A relative path is relative to the folder the flow runs in (a deployment's:
             the project folder it was deployed from).
-        out: output folder: keep/ and review/ receive pictures, runs/<run>/ holds the journal and report.
+        out: output folder: keep/ and review/ receive pictures, runs/RUN/ holds the journal and report.
             Relative paths as for source.
         overrides: settings for this run only; each empty field keeps params.yaml's `sort` value. The action
             decides what happens to your files: copy and link leave the source as it was, move takes kept and
@@ -236,15 +236,15 @@ def thumbnails_markdown(run: SortRun) -> str:
     sections = []
     for decision, heading in (("keep", "Kept"), ("review", "For review"), ("drop", "Closest drops")):
         samples = sorted(run.sheet.samples.get(decision, []), key=lambda s: -s.score)[:THUMBNAILS_PER_DECISION]
-        images = []
-        for sample in samples:
-            path = run.sheet.thumbs_dir / sample.thumbnail
-            if path.is_file():
-                data = base64.b64encode(path.read_bytes()).decode()
-                images.append(f"![{sample.name} {sample.score:.3f}](data:image/jpeg;base64,{data})")
-        if images:
-            captions = " | ".join(f"`{s.name}` {s.score:.3f}" for s in samples)
-            sections.append(f"\n## {heading}\n" + " ".join(images) + f"\n\n{captions}\n")
+        shown = [(sample, run.sheet.thumbs_dir / sample.thumbnail) for sample in samples]
+        shown = [(sample, path) for sample, path in shown if path.is_file()]
+        if not shown:
+            continue
+        # One table row of pictures under a row of names and scores: side by side, captioned.
+        captions = " | ".join(f"`{sample.name.replace('|', '¦')}` {sample.score:.3f}" for sample, _ in shown)
+        images = " | ".join(f"![{sample.name}](data:image/jpeg;base64,{base64.b64encode(path.read_bytes()).decode()})"
+                            for sample, path in shown)
+        sections.append(f"\n## {heading}\n| {captions} |\n|{' --- |' * len(shown)}\n| {images} |\n")
     return "".join(sections)
 
 
