@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -99,7 +100,9 @@ def command_sort(args: argparse.Namespace) -> int:
         print(f"{summary['action_failures']} file operations failed; those pictures were left in place "
               f"(see the journal)")
     print(f"kept: {summary['kept_dir']}\nreport: {summary['report']}\njournal: {summary['journal']}")
-    return 0
+    for problem in summary["problems"]:
+        print(f"not finished: {problem}", file=sys.stderr)
+    return 0 if summary["complete"] else 1
 
 
 def command_undo(args: argparse.Namespace) -> int:
@@ -109,6 +112,11 @@ def command_undo(args: argparse.Namespace) -> int:
     print(f"restored {result['restored']} pictures, removed {result['removed_copies']} copies/links")
     for source, problem in result["problems"]:
         print(f"could not undo {source}: {problem}", file=sys.stderr)
+    if result["purged"]:
+        print(f"{result['purged']} trashed pictures were purged for good and cannot be restored", file=sys.stderr)
+    if result["problems"]:
+        print("run the same undo again once the problems above are solved: it retries what is left",
+              file=sys.stderr)
     return 1 if result["problems"] else 0
 
 
@@ -175,7 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sort_stopped() -> type | tuple:
+    """SortStopped, when a sort ran in this process (evaluated only once an exception is raised, so the
+    command line does not load TensorFlow just to name the exception)."""
+    run = sys.modules.get("mona_pipeline.sort.run")
+    return run.SortStopped if run else ()
+
+
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed with escapes, not a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -184,9 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 2
-    except (FileNotFoundError, ValueError) as error:  # includes SourceError, ConfigurationError, ValidationError
+    except (FileNotFoundError, ValueError) as error:  # includes SourceError, NotARun, ValidationError
         print(f"error: {error}", file=sys.stderr)
         code = 2
+    except _sort_stopped() as error:  # a full or read-only disk half way: resumable, and said so
+        print(f"error: {error}", file=sys.stderr)
+        code = 1
+    except OSError as error:  # OUT cannot be created or written (permissions, read-only, full), before any work
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        code = 2
+    except sqlite3.Error as error:
+        print(f"error: the run's journal cannot be used: {error}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        code = 130
     from mona_pipeline.sort.sources import exit_process
 
     return exit_process(code)  # an S3 source's file system would abort the process at exit

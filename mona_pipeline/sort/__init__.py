@@ -15,10 +15,18 @@ The package, one module per concern:
     contact_sheet.py  the run's HTML page of sampled thumbnails
 """
 
-from mona_pipeline.sort.decisions import DECISIONS, decide
-from mona_pipeline.sort.recovery import purge_run, undo_run
-from mona_pipeline.sort.request import SortOverrides, SortRequest, build_request, overrides_from
-from mona_pipeline.sort.run import SortRun, Tally, sort_source
+import importlib
 
-__all__ = ["DECISIONS", "SortOverrides", "SortRequest", "SortRun", "Tally", "build_request", "decide", "overrides_from", "purge_run",
-           "sort_source", "undo_run"]
+# Loaded on first use (PEP 562): `mona undo` and `mona purge` need only recovery.py, so they start in a
+# second without TensorFlow; a sort loads run.py and, with it, the model code.
+_HOMES = {"DECISIONS": "decisions", "decide": "decisions", "purge_run": "recovery", "undo_run": "recovery",
+          "SortOverrides": "request", "SortRequest": "request", "build_request": "request",
+          "overrides_from": "request", "SortRun": "run", "SortStopped": "run", "Tally": "run", "sort_source": "run"}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -131,5 +131,6 @@ def write_contact_sheet(path: Path, summary: dict, sheet: ContactSheet) -> Path:
     path.write_text(PAGE.format(
         title=html.escape(summary["source"]), action=summary["action"], confidence=summary["confidence"], band=band,
         model=html.escape(summary["model"]), count_headers="".join(f"<th>{k}</th>" for k in counts),
-        count_cells="".join(f"<td>{v}</td>" for v in counts.values()), sections="\n".join(sections), errors=errors))
+        count_cells="".join(f"<td>{v}</td>" for v in counts.values()), sections="\n".join(sections), errors=errors),
+        errors="backslashreplace")  # a name that is not UTF-8 is shown with escapes, not refused
     return path

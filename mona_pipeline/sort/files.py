@@ -3,10 +3,13 @@
 A copy is written to a temporary name and renamed into place (so a destination is
 either complete or absent); a move is a rename, or across file systems a verified
 copy followed by removing the source; "delete" is a move into the run's trash.
-Nothing here ever overwrites a different picture: a name already taken by other
-content gets the picture's hash appended.
+A destination is always a name that did not exist when the run chose it: never the
+source, never a file that was there before (a name taken by other content gets the
+picture's hash appended; a name holding the identical picture means "already
+there", and nothing is done). So whatever recovery and undo find at a destination
+the journal names was made by that run. An operation that fails half way is rolled
+back: its temporary file is removed, a move leaves the picture at its source only.
 """
-
 from __future__ import annotations
 
 import errno
@@ -14,6 +17,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
 
 def file_hash(path: Path) -> str:
@@ -30,47 +34,89 @@ def is_intact(path: Path, content_hash: str) -> bool:
     return path.is_file() and not path.is_symlink() and file_hash(path) == content_hash
 
 
-def with_hash_suffix(path: Path, content_hash: str) -> Path:
-    """name.ext -> name~<hash8>.ext: the name a picture gets when its own is taken by other content."""
-    return path.with_name(f"{path.stem}~{content_hash[:8]}{path.suffix}")
+NAME_MAX = 255  # bytes in one file name on the file systems a sort writes to (ext4, XFS, Btrfs, tmpfs, APFS)
 
 
-def choose_destination(folder: Path, name: PurePosixPath, content_hash: str, taken: set[Path] = frozenset()) -> Path:
-    """folder/name, or folder/name~<hash8>.ext when that name holds other content or is `taken` by
-    another picture of the same batch. Never outside folder."""
-    destination = (folder / Path(*name.parts)).resolve()
+def fit_name(stem: str, tail: str) -> str:
+    """stem + tail, the stem shortened (never the tail: suffix and extension) to fit NAME_MAX bytes."""
+    while stem and len(os.fsencode(stem + tail)) > NAME_MAX:
+        stem = stem[:-1]
+    return stem + tail
+
+
+def with_hash_suffix(path: Path, content_hash: str, attempt: int = 1) -> Path:
+    """name.ext -> name~<hash8>.ext (then name~<hash8>-2.ext ...): the name a picture gets when its own is taken."""
+    tail = f"~{content_hash[:8]}{'' if attempt == 1 else f'-{attempt}'}{path.suffix}"
+    return path.with_name(fit_name(path.stem, tail))
+
+
+class Destination(NamedTuple):
+    path: Path
+    already_there: bool  # the identical picture is already at path: nothing to do
+
+
+def choose_destination(folder: Path, name: PurePosixPath, content_hash: str, taken: set[Path] = frozenset(),
+                       link_to: Path | None = None) -> Destination:
+    """Where a picture goes: folder/name if that name is free, else folder/name~<hash8>.ext (and so on).
+
+    A name holding the identical picture (for a link: a link to the same source; for anything, the
+    source itself) means the picture is already there. Names `taken` by other pictures of the same
+    batch are skipped. Each part of the name is shortened to NAME_MAX bytes; never outside folder.
+    """
+    parts = [fit_name(*os.path.splitext(part)) for part in name.parts]
     root = folder.resolve()
-    if os.path.commonpath([root, destination]) != str(root):
+    destination = root / Path(*parts)  # the name itself is not resolved: a link there is a taken name
+    if os.path.commonpath([root, destination.parent.resolve()]) != str(root):
         raise ValueError(f"destination {destination} escapes {root}")  # safe_relative makes this unreachable
-    if destination in taken:
-        return with_hash_suffix(destination, content_hash)
-    if destination.exists() or destination.is_symlink():
-        if is_intact(destination, content_hash):
-            return destination  # the same picture is already there (e.g. a resumed run)
-        destination = with_hash_suffix(destination, content_hash)
-    return destination
+    candidate, attempt = destination, 0
+    while True:
+        if candidate not in taken:
+            if not (candidate.exists() or candidate.is_symlink()):
+                return Destination(candidate, False)
+            if _holds(candidate, content_hash, link_to):
+                return Destination(candidate, True)
+        attempt += 1
+        candidate = with_hash_suffix(destination, content_hash, attempt)
+
+
+def _holds(path: Path, content_hash: str, link_to: Path | None) -> bool:
+    """Whether path already is the picture: a link to it (link action) or a regular file with its content."""
+    if link_to is not None:
+        return path.is_symlink() and os.readlink(path) == str(link_to.resolve())
+    return is_intact(path, content_hash)
 
 
 def partial_path(destination: Path) -> Path:
-    """Where a copy is written before it is renamed into place."""
-    return destination.with_name(f".{destination.name}.partial")
+    """Where a copy is written before it is renamed into place: .name.partial, or a short name for long names."""
+    name = f".{destination.name}.partial"
+    if len(os.fsencode(name)) > NAME_MAX:
+        name = f".{hashlib.sha256(os.fsencode(destination.name)).hexdigest()[:16]}.partial"
+    return destination.with_name(name)
 
 
 def write_bytes_atomically(data: bytes, destination: Path) -> None:
+    """Write to the partial name, flush to disk, rename into place; on any failure remove the partial."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = partial_path(destination)
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, destination)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _refuse_existing(destination: Path, source: Path | None = None) -> None:
+    if destination.exists() or destination.is_symlink():
+        left = f"; {source} left in place" if source else ""
+        raise FileExistsError(errno.EEXIST, f"{destination} appeared after it was chosen; not overwritten{left}")
 
 
 def copy_picture(data: bytes, destination: Path, content_hash: str) -> None:
-    if destination.exists() or destination.is_symlink():
-        if is_intact(destination, content_hash):
-            return
-        raise OSError(f"{destination} already holds another file; not overwritten")
+    _refuse_existing(destination)
     write_bytes_atomically(data, destination)
 
 
@@ -78,13 +124,11 @@ def move_picture(source: Path, destination: Path, content_hash: str) -> None:
     """Rename source to destination; across file systems copy, verify, then remove the source.
 
     Raises:
-        OSError: the source changed since it was read (hash differs), or the copy does not verify.
+        OSError: the destination exists, the source changed since it was read (hash differs), or the
+            copy does not verify. Nothing is left behind: the picture stays at its source only.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
-    if not source.exists() and is_intact(destination, content_hash):
-        return  # already moved (a resumed run)
-    if destination.exists() or destination.is_symlink():
-        raise OSError(f"{destination} already exists; {source} left in place")
+    _refuse_existing(destination, source)
     if file_hash(source) != content_hash:
         raise OSError(f"{source} changed since it was scored; left in place")
     try:
@@ -94,20 +138,24 @@ def move_picture(source: Path, destination: Path, content_hash: str) -> None:
         if error.errno != errno.EXDEV:
             raise
     temporary = partial_path(destination)
-    shutil.copy2(source, temporary)
-    if file_hash(temporary) != content_hash:
-        temporary.unlink()
-        raise OSError(f"copy of {source} does not verify; left in place")
-    os.replace(temporary, destination)
-    source.unlink()
+    try:
+        shutil.copy2(source, temporary)
+        if file_hash(temporary) != content_hash:
+            raise OSError(f"copy of {source} does not verify; left in place")
+        os.replace(temporary, destination)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    try:
+        source.unlink()
+    except OSError:
+        destination.unlink(missing_ok=True)  # the source could not go: keep the picture in one place only
+        raise
 
 
 def link_picture(source: Path, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
-    if destination.is_symlink() and os.readlink(destination) == str(source.resolve()):
-        return
-    if destination.exists() or destination.is_symlink():
-        raise OSError(f"{destination} already exists; not replaced by a link")
+    _refuse_existing(destination)
     os.symlink(source.resolve(), destination)
 
 

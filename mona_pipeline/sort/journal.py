@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -39,6 +40,21 @@ CREATE INDEX IF NOT EXISTS entries_status ON entries (status);
 """
 
 
+def to_column(value):
+    """A str SQLite can store: names that are not valid UTF-8 (surrogate escapes from the file system or a
+    tar header) are stored as their surrogate-passing bytes, so they come back exactly (`from_column`)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass")
+    return value
+
+
+def from_column(value):
+    return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
+
+
 @dataclass
 class Entry:
     item_id: str
@@ -56,7 +72,7 @@ class Entry:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Entry":
-        return cls(**{key: row[key] for key in row.keys()})
+        return cls(**{key: from_column(row[key]) for key in row.keys()})
 
 
 def _locked(method):
@@ -97,29 +113,29 @@ class Journal:
     def set_info(self, **values: str) -> None:
         with self.connection:
             self.connection.executemany("INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)",
-                                        [(k, str(v)) for k, v in values.items()])
+                                        [(k, to_column(str(v))) for k, v in values.items()])
 
     @_locked
     def info(self) -> dict[str, str]:
-        return {row["key"]: row["value"] for row in self.connection.execute("SELECT key, value FROM run")}
+        return {row["key"]: from_column(row["value"]) for row in self.connection.execute("SELECT key, value FROM run")}
 
     # -- entries
     @_locked
     def status_of(self, item_id: str) -> str | None:
-        row = self.connection.execute("SELECT status FROM entries WHERE item_id = ?", (item_id,)).fetchone()
+        row = self.connection.execute("SELECT status FROM entries WHERE item_id = ?", (to_column(item_id),)).fetchone()
         return row["status"] if row else None
 
     @_locked
     def get(self, item_id: str) -> Entry | None:
-        row = self.connection.execute("SELECT * FROM entries WHERE item_id = ?", (item_id,)).fetchone()
+        row = self.connection.execute("SELECT * FROM entries WHERE item_id = ?", (to_column(item_id),)).fetchone()
         return Entry.from_row(row) if row else None
 
     @_locked
     def plan(self, entries: Iterable[Entry]) -> None:
         """Write entries as planned, in one transaction, before their file operations happen."""
         now = time.time()
-        rows = [(e.item_id, e.source, e.name, e.content_hash, e.bytes, e.score, e.decision, e.action,
-                 e.destination, e.error, e.status, now) for e in entries]
+        rows = [tuple(map(to_column, (e.item_id, e.source, e.name, e.content_hash, e.bytes, e.score, e.decision,
+                                      e.action, e.destination, e.error, e.status, now))) for e in entries]
         with self.connection:
             self.connection.executemany(
                 "INSERT OR REPLACE INTO entries (item_id, source, name, content_hash, bytes, score, decision, "
@@ -132,19 +148,20 @@ class Journal:
         with self.connection:
             self.connection.executemany(
                 "UPDATE entries SET status = ?, error = COALESCE(?, error), time = ? WHERE item_id = ?",
-                [(status, errors.get(i), time.time(), i) for i in item_ids])
+                [(status, to_column(errors.get(i)), time.time(), to_column(i)) for i in item_ids])
 
     @_locked
     def forget(self, item_id: str) -> None:
         """Drop an entry whose operation never happened, so the picture is sorted again."""
         with self.connection:
-            self.connection.execute("DELETE FROM entries WHERE item_id = ?", (item_id,))
+            self.connection.execute("DELETE FROM entries WHERE item_id = ?", (to_column(item_id),))
 
-    def entries(self, status: str | None = None) -> Iterator[Entry]:
-        """All entries (or those with a status), in item order."""
+    def entries(self, status: str | tuple[str, ...] | None = None) -> Iterator[Entry]:
+        """All entries (or those with a status, or with one of several), in item order."""
         query, arguments = "SELECT * FROM entries", ()
         if status:
-            query, arguments = query + " WHERE status = ?", (status,)
+            arguments = (status,) if isinstance(status, str) else tuple(status)
+            query += f" WHERE status IN ({', '.join('?' * len(arguments))})"
         with self.lock:
             rows = self.connection.execute(query + " ORDER BY item_id", arguments).fetchall()
         for row in rows:
@@ -158,3 +175,27 @@ class Journal:
     @_locked
     def __len__(self) -> int:
         return self.connection.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+
+class NotARun(ValueError):
+    """A folder given to undo or purge that is not a sort run; the message says why."""
+
+
+def open_run(run_dir: Path) -> Journal:
+    """The journal of an existing sort run, checked before anything is written to it or near it.
+
+    Raises:
+        NotARun: no such folder, no journal in it, or a journal.sqlite that is not a sort journal.
+    """
+    path = run_dir / JOURNAL_NAME
+    if not path.is_file():
+        raise NotARun(f"{run_dir} is not a sort run: no {JOURNAL_NAME} in it (give OUT/runs/<run>)")
+    try:  # mode=rw: never creates a file; no pragma: another program's database is left exactly as it is
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise NotARun(f"{run_dir} is not a sort run: its {JOURNAL_NAME} cannot be read as a journal ({error})") \
+            from None
+    if not {"run", "entries"} <= tables:
+        raise NotARun(f"{run_dir} is not a sort run: its {JOURNAL_NAME} holds no sort journal")
+    return Journal(path)

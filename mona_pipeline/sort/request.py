@@ -31,16 +31,20 @@ class SortRequest(SortParams):
     max_image_pixels: int = Field(MAX_IMAGE_PIXELS, gt=0,
                                   description="larger pictures are refused as decompression bombs")
 
-    def run_name(self) -> str:
-        """The given name, or one derived from source and action, so a rerun finds the same run."""
+    def run_name(self, settings: str = "") -> str:
+        """The given name, or one derived from source, action and `settings` (what else decides: the
+        confidence, review band and model), so a rerun with the same settings finds the same run and one
+        with other settings starts its own."""
         if self.run:
             return re.sub(r"[^A-Za-z0-9._-]+", "_", self.run)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(self.source.rstrip("/")).name)[:40] or "source"
         key = f"{Path(self.source).expanduser().resolve() if '://' not in self.source else self.source}|{self.action}"
-        return f"{stem}-{self.action}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+        key += f"|{settings}" if settings else ""
+        digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        return f"{stem}-{self.action}-{digest}"
 
-    def run_dir(self) -> Path:
-        return self.out / "runs" / self.run_name()
+    def run_dir(self, settings: str = "") -> Path:
+        return self.out / "runs" / self.run_name(settings)
 
 
 RUN_FIELDS = ("source", "out")  # what every request names; the rest has defaults in params.yaml or here

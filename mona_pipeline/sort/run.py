@@ -8,13 +8,25 @@
 `sort_source` does exactly that (the CLI path); the Prefect flow runs `process`
 per chunk in tasks and merges the tallies. Every picture is journaled before and
 after its file operation (journal.py), so a killed run resumes where it stopped.
+
+A run never stops without a word: an item that cannot be read is reported and the
+run goes on; a source that cannot be read to its end, or file operations that fail,
+make the summary incomplete (`complete: false`, the CLI exits 1); a full or
+read-only disk under OUT stops the run with `SortStopped`, leaving a state the same
+command resumes (and `mona undo` rolls back). The run name carries what decides
+(source, action, confidence, review band, model): other settings are another run.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
+import hashlib
 import io
 import json
 import logging
+import os
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -24,7 +36,7 @@ from PIL import Image
 
 from mona_pipeline.images import content_hash
 from mona_pipeline.inference import Scored, Scorer, score_stream
-from mona_pipeline.models import load_trained
+from mona_pipeline.models import METADATA_FILE, MODEL_FILE, load_trained
 from mona_pipeline.sort import files, recovery
 from mona_pipeline.sort.contact_sheet import ContactSheet, write_contact_sheet
 from mona_pipeline.sort.decisions import DECISIONS, decide, operation_for
@@ -43,8 +55,10 @@ class Tally:
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DECISIONS, 0))
     skipped_done: int = 0
+    already_there: int = 0  # the identical picture was already at its destination: nothing done
     errors: list[tuple[str, str]] = field(default_factory=list)
     action_failures: int = 0
+    problems: list[str] = field(default_factory=list)  # what stopped reading or scoring early
     samples: dict = field(default_factory=dict)  # the contact-sheet samples of this call
 
     @classmethod
@@ -54,8 +68,10 @@ class Tally:
             for decision, count in tally.counts.items():
                 total.counts[decision] += count
             total.skipped_done += tally.skipped_done
+            total.already_there += tally.already_there
             total.errors += tally.errors
             total.action_failures += tally.action_failures
+            total.problems += tally.problems
         return total
 
 
@@ -66,6 +82,40 @@ class _Read:
     item: Item
     data: bytes | None
     content_hash: str | None
+
+
+class SortStopped(Exception):
+    """The run had to stop (a full or read-only disk under OUT, a journal that cannot be written).
+    What was done is journaled: the same command finishes the run, `mona undo` rolls it back."""
+
+
+STOPPING_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}  # no later picture would fare better
+
+
+def _stopped(error: BaseException, run_dir: Path, where: str = "") -> SortStopped | None:
+    """The SortStopped for an error that must stop the whole run, or None for one that concerns one picture."""
+    if isinstance(error, sqlite3.Error):
+        full = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(error)
+        reason = f"{os.strerror(errno.ENOSPC) if full else error} (the journal {run_dir / JOURNAL_NAME})"
+    elif isinstance(error, OSError) and error.errno in STOPPING_ERRORS:
+        reason = f"{error.strerror or os.strerror(error.errno)}{f' while writing {where}' if where else ''}"
+    else:
+        return None
+    return SortStopped(f"{reason}: the sort stopped. What was done is in the journal; free some space (or make "
+                       f"the output writable) and run the same command again to finish, or `mona undo {run_dir}` "
+                       f"to roll it back")
+
+
+def model_fingerprint(folder: Path) -> str:
+    """The model's identity for run names: SHA-256 of its metadata and weights (hashed once per file version)."""
+    weights = (folder / MODEL_FILE).resolve()
+    status = weights.stat()
+    return _content_fingerprint(weights, status.st_size, status.st_mtime_ns, (folder / METADATA_FILE).read_bytes())
+
+
+@functools.lru_cache(maxsize=8)
+def _content_fingerprint(weights: Path, size: int, modified_ns: int, metadata: bytes) -> str:
+    return hashlib.sha256(metadata + files.file_hash(weights).encode()).hexdigest()[:16]
 
 
 def _picture_size(data: bytes | None) -> tuple[int, int] | None:
@@ -99,11 +149,20 @@ class SortRun:
         self.confidence = request.confidence if request.confidence is not None else metadata.threshold
         if request.review_from is not None and request.review_from >= self.confidence:
             raise ValueError(f"review_from ({request.review_from}) must be below the confidence ({self.confidence})")
-        self.run_dir = request.run_dir()
+        if request.out.exists() and not request.out.is_dir():
+            raise ValueError(f"output folder {request.out} is a file; give a folder (or a new name) for --out")
+        settings = {"source": request.source if "://" in request.source else str(Path(request.source).resolve()),
+                    "action": request.action, "confidence": str(self.confidence),
+                    "review_from": str(request.review_from), "model_fingerprint": model_fingerprint(request.model)}
+        self.run_dir = request.run_dir("|".join(settings.values()))
         self.journal = Journal(self.run_dir / JOURNAL_NAME, durable=request.action != "none")
-        self.journal.set_info(source=request.source, out=str(request.out), action=request.action,
-                              confidence=self.confidence, review_from=request.review_from, model=str(request.model),
-                              target=metadata.target or "")
+        try:
+            _check_same_settings(self.run_dir, self.journal.info(), settings)
+            self.journal.set_info(out=str(request.out), model=str(request.model), target=metadata.target or "",
+                                  **settings)
+        except Exception:
+            self.journal.close()
+            raise
         self.sheet = ContactSheet(self.run_dir / "thumbs")
 
     def __enter__(self) -> "SortRun":
@@ -114,6 +173,11 @@ class SortRun:
 
     def close(self) -> None:
         self.journal.close()
+
+    @property
+    def problems(self) -> list[str]:
+        """What the source could not list (unreadable folders, a damaged archive), as messages."""
+        return list(getattr(self.source, "problems", []))
 
     def recover(self) -> int:
         """Finish or roll back file operations a killed run left `planned`. Returns how many were found."""
@@ -132,22 +196,14 @@ class SortRun:
         """
         tally, sheet = Tally(), sheet or self.sheet
         reads: dict[str, _Read] = {}
+        failure: list[Exception] = []  # what must stop the run, raised once the stream has ended
 
         def feed() -> Iterator[tuple[str, bytes | Exception]]:
-            for item in items:
-                if self.journal.status_of(item.item_id) == "done":
-                    tally.skipped_done += 1
-                    progress(1)
-                    continue
-                try:
-                    data = item.read()
-                except Exception as error:  # hostile sources fail in many ways: OSError, BadZipFile, zlib...
-                    reads[item.item_id] = _Read(item, None, None)
-                    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-                    yield item.item_id, OSError(f"unreadable: {reason}")
-                    continue
-                reads[item.item_id] = _Read(item, data, content_hash(data))
-                yield item.item_id, data
+            # Never raise in here: tf.data would end the whole stream without a word (ignore_errors).
+            try:
+                yield from self._feed(items, reads, tally, progress)
+            except Exception as error:
+                failure.append(error)
 
         batch: list[tuple[_Read, Scored]] = []
         for scored in score_stream(self.scorer, feed(), self.request.batch_size, self.request.max_image_pixels,
@@ -160,46 +216,112 @@ class SortRun:
         if batch:
             self._commit(batch, tally, sheet)
             progress(len(batch))
+        if failure:
+            raise _stopped(failure[0], self.run_dir) or failure[0]
+        if reads:  # read, never scored: the scoring stream ended early; the same command sorts them
+            tally.problems.append(f"{len(reads)} pictures were read but not scored (the scoring stream stopped "
+                                  f"early, at {next(iter(reads))}); run the same command again")
         tally.samples = sheet.samples
         return tally
 
-    def _plan(self, read: _Read, scored: Scored, taken: set[Path]) -> Entry:
+    def _feed(self, items: Iterable[Item], reads: dict[str, _Read], tally: Tally,
+              progress: Callable[[int], None]) -> Iterator[tuple[str, bytes | Exception]]:
+        """(item id, bytes or the error reading it) for every item not already done; each item's
+        failure is that item's error, a failing source ends the feed with a problem in the tally."""
+        iterator = iter(items)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            except Exception as error:  # the source itself (a listing, an archive) failed: say where
+                tally.problems.append(f"reading {self.request.source} stopped: {type(error).__name__}: {error}")
+                return
+            status = self.journal.status_of(item.item_id)
+            if status == "planned":  # left half done by a killed attempt at this chunk: settle it first
+                status = recovery.settle(self.journal, self.journal.get(item.item_id))
+            if status == "done" or item.item_id in reads:  # done, or listed twice and already on its way
+                tally.skipped_done += status == "done"
+                progress(1)
+                continue
+            try:
+                data = item.read()
+            except Exception as error:  # hostile sources fail in many ways: OSError, BadZipFile, zlib...
+                reads[item.item_id] = _Read(item, None, None)
+                reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+                yield item.item_id, OSError(f"unreadable: {reason}")
+                continue
+            reads[item.item_id] = _Read(item, data, content_hash(data))
+            yield item.item_id, data
+
+    def _plan(self, read: _Read, scored: Scored, taken: set[Path], tally: Tally) -> Entry:
         decision = decide(scored.score, self.confidence, self.request.review_from)
         operation = operation_for(self.request.action, decision)
         destination = None
         if operation != "none":
             folder = self.run_dir / "trash" if operation == "trash" else self.request.out / decision
-            destination = files.choose_destination(folder, PurePosixPath(read.item.name), read.content_hash, taken)
+            destination, already_there = files.choose_destination(
+                folder, PurePosixPath(read.item.name), read.content_hash, taken,
+                link_to=read.item.path if operation == "link" else None)
             taken.add(destination)
+            if already_there:  # e.g. an earlier run put it there, or it *is* the source: nothing to do
+                operation = "none"
+                tally.already_there += 1
         return Entry(read.item.item_id, read.item.source, read.item.name, read.content_hash,
                      len(read.data) if read.data is not None else None, scored.score, decision, operation,
                      str(destination) if destination else None, scored.error,
                      status="planned" if operation != "none" else "done")
 
     def _commit(self, batch: list[tuple[_Read, Scored]], tally: Tally, sheet: ContactSheet) -> None:
-        """Journal the batch as planned, do its file operations, journal them done (or failed)."""
+        """Journal the batch as planned, do its file operations, journal them done (or failed).
+
+        Raises:
+            SortStopped: the disk under OUT is full or read-only, or the journal cannot be written.
+        """
         taken: set[Path] = set()
-        entries = [self._plan(read, scored, taken) for read, scored in batch]
-        self.journal.plan(entries)
+        entries = [self._plan(read, scored, taken, tally) for read, scored in batch]
+        self._write_journal(self.journal.plan, entries)
         done, failed = [], {}
-        for entry, (read, scored) in zip(entries, batch):
-            tally.counts[entry.decision] += 1
-            if entry.error:
-                tally.errors.append((entry.source, entry.error))
-            if entry.decision != "unreadable":
-                sheet.offer(entry, scored.image, lambda data=read.data: _picture_size(data))
-            if entry.action == "none":
-                continue
-            try:
-                files.perform(entry.action, Path(entry.destination), read.data, read.item.path, entry.content_hash)
-                done.append(entry.item_id)
-            except OSError as error:
-                failed[entry.item_id] = f"{entry.action} failed: {error}"
-                logger.error("%s: %s failed, picture left in place: %s", entry.source, entry.action, error)
-        self.journal.mark(done, "done")
-        if failed:
-            tally.action_failures += len(failed)
-            self.journal.mark(list(failed), "failed", failed)
+        try:
+            for entry, (read, scored) in zip(entries, batch):
+                tally.counts[entry.decision] += 1
+                if entry.error:
+                    tally.errors.append((entry.source, entry.error))
+                if entry.decision != "unreadable":
+                    self._offer(sheet, entry, scored, read)
+                if entry.action == "none":
+                    continue
+                try:
+                    files.perform(entry.action, Path(entry.destination), read.data, read.item.path,
+                                  entry.content_hash)
+                    done.append(entry.item_id)
+                except OSError as error:
+                    stop = _stopped(error, self.run_dir, entry.destination)
+                    if stop:
+                        raise stop from error
+                    failed[entry.item_id] = f"{entry.action} failed: {error}"
+                    logger.error("%s: %s failed, picture left in place: %s", entry.source, entry.action, error)
+        finally:  # also when stopping: what was done is recorded (or, if even that fails, recovered on rerun)
+            self._write_journal(self.journal.mark, done, "done")
+            if failed:
+                tally.action_failures += len(failed)
+                self._write_journal(self.journal.mark, list(failed), "failed", failed)
+
+    def _write_journal(self, write: Callable, *arguments) -> None:
+        try:
+            write(*arguments)
+        except sqlite3.Error as error:
+            raise (_stopped(error, self.run_dir) or error) from error
+
+    def _offer(self, sheet: ContactSheet, entry: Entry, scored: Scored, read: _Read) -> None:
+        """A contact-sheet thumbnail; a thumbnail that cannot be written costs the report, not the run."""
+        try:
+            sheet.offer(entry, scored.image, lambda data=read.data: _picture_size(data))
+        except OSError as error:
+            stop = _stopped(error, self.run_dir, str(sheet.thumbs_dir))
+            if stop:
+                raise stop from error
+            logger.warning("thumbnail of %s not written: %s", entry.source, error)
 
     # ------------------------------------------------------------ ending
     def finish(self, tally: Tally, seconds: float) -> dict:
@@ -207,17 +329,24 @@ class SortRun:
         request = self.request
         counts = dict.fromkeys(DECISIONS, 0) | self.journal.counts()
         processed = sum(tally.counts.values())
+        problems = self.problems + tally.problems
         summary = {
             "source": request.source, "action": request.action, "confidence": self.confidence,
             "review_from": request.review_from, "model": str(request.model),
             "counts": counts, "pictures": sum(counts.values()), "this_session": tally.counts,
-            "resumed_skipped": tally.skipped_done, "action_failures": tally.action_failures,
+            "resumed_skipped": tally.skipped_done, "already_there": tally.already_there,
+            "action_failures": tally.action_failures, "problems": problems,
+            "unreadable_folders": list(getattr(self.source, "unreadable_folders", [])),
+            "complete": not problems and not tally.action_failures,
             "seconds": round(seconds, 2), "pictures_per_second": round(processed / seconds, 2) if seconds else None,
             "kept_dir": str(request.out / "keep"), "journal": str(self.journal.path),
             "report": str(self.run_dir / REPORT_NAME), "errors": tally.errors[:200],
         }
-        (self.run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
-        write_contact_sheet(self.run_dir / REPORT_NAME, summary, self.sheet)
+        try:
+            (self.run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
+            write_contact_sheet(self.run_dir / REPORT_NAME, summary, self.sheet)
+        except OSError as error:
+            raise (_stopped(error, self.run_dir, str(self.run_dir)) or error) from error
         return summary
 
 
@@ -228,3 +357,17 @@ def sort_source(request: SortRequest, progress: Callable[[int], None] = lambda n
         start = time.perf_counter()
         tally = run.process(run.source.items(), progress)
         return run.finish(tally, time.perf_counter() - start)
+
+
+def _check_same_settings(run_dir: Path, recorded: dict[str, str], settings: dict[str, str]) -> None:
+    """Refuse to resume a run (a name given with --run) under settings other than its own.
+
+    Raises:
+        ValueError: names each setting that differs, with both values.
+    """
+    changed = [f"{key} {recorded[key]} (this sort: {value})" for key, value in settings.items()
+               if key in recorded and recorded[key] != value]
+    if changed:
+        raise ValueError(f"run {run_dir.name} was made with {', '.join(changed)}; resuming it would mix "
+                         f"decisions. Give another --run name (or none: a new run is named for these settings), "
+                         f"or the run's own settings to finish it")

@@ -8,27 +8,39 @@ a text file listing paths, or a remote folder through TensorFlow's file systems.
 Remote URLs (`s3://`, `gs://`, `hdfs://`, `az://`, `http(s)://`...) go through
 `tf.io.gfile`, with the schemes TensorFlow and tensorflow-io register. Only
 folder and list sources can be moved or deleted from; archives are never changed.
+
+Reading is bounded whatever the source says: only regular files are opened (a FIFO
+or a device named like a picture is an unreadable item, never a hang), a file or
+member larger than MAX_PICTURE_BYTES is refused before it is read, and one whose
+first bytes are not a picture is refused after those bytes. What a source could not
+list (a folder without permission, a damaged archive) is kept in its `problems`.
 """
 
 from __future__ import annotations
 
 import atexit
+import io
 import logging
 import os
 import posixpath
+import stat
 import sys
 import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
-from mona_pipeline.images import PICTURE_EXTENSIONS
+from PIL import Image, UnidentifiedImageError
+
+from mona_pipeline.images import PICTURE_EXTENSIONS, sniff_format
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 LIST_SUFFIXES = (".txt", ".lst", ".list")
-MAX_MEMBER_BYTES = 512 * 1024 * 1024  # a member larger than this is refused, not read into memory
+MAX_PICTURE_BYTES = 256 * 1024 * 1024  # a file or member larger than this is refused, never read into memory
+HEAD_BYTES = 64 * 1024  # read first: content that is not a picture is refused without reading the rest
 
 
 class SourceError(ValueError):
@@ -42,6 +54,58 @@ class Item:
     source: str  # human-readable location
     read: Callable[[], bytes]
     path: Path | None = None  # the local file, when it is one (move / trash / link need it)
+
+
+class Unreadable(OSError):
+    """One item that cannot be read; the message says why. The sort reports it and goes on."""
+
+
+def looks_like_picture(head: bytes) -> bool:
+    """Whether a file's first bytes carry a picture format's signature, or open as a picture in Pillow."""
+    if sniff_format(head):
+        return True
+    try:
+        with Image.open(io.BytesIO(head)):
+            return True
+    except UnidentifiedImageError:
+        return False
+    except Exception:  # a header cut short: the full decode decides
+        return True
+
+
+def read_bounded(stream: BinaryIO, size: int | None) -> bytes:
+    """A picture's bytes from an open stream: refused when its size passes MAX_PICTURE_BYTES (before
+    reading), when its first HEAD_BYTES are not a picture, or when it turns out longer than the limit.
+
+    Raises:
+        Unreadable: the reason, for the report.
+    """
+    if size is not None and size > MAX_PICTURE_BYTES:
+        raise Unreadable(f"too large: {size} bytes > limit {MAX_PICTURE_BYTES}")
+    head = stream.read(HEAD_BYTES)
+    if len(head) < HEAD_BYTES:
+        return head
+    if not looks_like_picture(head):
+        raise Unreadable("not a picture (unrecognised content)")
+    rest = stream.read(MAX_PICTURE_BYTES + 1 - len(head))
+    if len(head) + len(rest) > MAX_PICTURE_BYTES:
+        raise Unreadable(f"too large: more than {MAX_PICTURE_BYTES} bytes")
+    return head + rest
+
+
+def read_regular_file(path: Path) -> bytes:
+    """A local picture file's bytes; anything but a regular file (FIFO, device, socket) is refused unread.
+
+    Raises:
+        Unreadable: not a regular file, too large, or not a picture.
+        OSError: the file cannot be opened or read.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)  # opening a FIFO must not block
+    with os.fdopen(descriptor, "rb") as handle:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise Unreadable("not a regular file (a FIFO, device or socket named like a picture); not read")
+        return read_bounded(handle, status.st_size)
 
 
 def is_picture_name(name: str) -> bool:
@@ -62,24 +126,40 @@ def safe_relative(name: str) -> PurePosixPath:
 
 
 class FolderSource:
-    """Every picture file under a folder, walked lazily in sorted order; links to folders are not followed."""
+    """Every picture file under a folder, walked lazily in sorted order; links to folders are not followed.
+
+    The sort's own output is never walked: OUT itself when it lies inside the folder, and OUT's keep/,
+    review/ and runs/ when OUT is the folder. Sub-folders that cannot be listed are kept in
+    `unreadable_folders` (and `problems`), never skipped without a word.
+    """
 
     movable = True
 
     def __init__(self, root: Path, exclude: Path | None = None):
         self.root = root
-        self.exclude = exclude.resolve() if exclude else None  # e.g. the sort's output inside the source
+        self.excluded: set[Path] = set()
+        if exclude is not None:
+            out = exclude.resolve()
+            self.excluded = {out / "keep", out / "review", out / "runs"} | ({out} if out != root.resolve() else set())
+        self.unreadable_folders: list[str] = []
+        self.problems: list[str] = []
+
+    def _unreadable(self, error: OSError) -> None:
+        self.unreadable_folders.append(str(error.filename))
+        self.problems.append(f"folder {error.filename} could not be read: {error.strerror or error}")
 
     def items(self) -> Iterator[Item]:
-        for directory, subdirectories, files in os.walk(self.root, followlinks=False):
+        self.unreadable_folders.clear()
+        self.problems.clear()
+        for directory, subdirectories, files in os.walk(self.root, onerror=self._unreadable, followlinks=False):
             subdirectories[:] = sorted(d for d in subdirectories if not d.startswith(".")
-                                       and (Path(directory) / d).resolve() != self.exclude)
+                                       and (Path(directory) / d).resolve() not in self.excluded)
             for name in sorted(files):
                 path = Path(directory) / name
                 if name.startswith(".") or not is_picture_name(name) or path.is_symlink():
                     continue
                 relative = path.relative_to(self.root).as_posix()
-                yield Item(relative, relative, str(path), path.read_bytes, path)
+                yield Item(relative, relative, str(path), partial(read_regular_file, path), path)
 
     def ids(self) -> Iterator[str]:
         return (item.item_id for item in self.items())
@@ -87,7 +167,7 @@ class FolderSource:
     def items_for(self, item_ids: list[str]) -> Iterator[Item]:
         for item_id in item_ids:
             path = self.root / item_id
-            yield Item(item_id, item_id, str(path), path.read_bytes, path)
+            yield Item(item_id, item_id, str(path), partial(read_regular_file, path), path)
 
 
 class ListSource:
@@ -97,16 +177,21 @@ class ListSource:
 
     def __init__(self, list_file: Path):
         self.list_file = list_file
+        self.problems: list[str] = []
 
     def items(self) -> Iterator[Item]:
+        """The listed paths, each once: a path listed twice (or as a/../a) is one picture."""
         base = self.list_file.parent
-        with open(self.list_file, encoding="utf-8", errors="replace") as handle:
+        seen: set[str] = set()  # as long as the list itself
+        with open(self.list_file, encoding="utf-8", errors="surrogateescape") as handle:
             for line in handle:
                 entry = line.strip()
                 if not entry or entry.startswith("#"):
                     continue
-                path = Path(entry) if Path(entry).is_absolute() else base / entry
-                yield self._item(str(path))
+                path = os.path.normpath(entry if os.path.isabs(entry) else base / entry)
+                if path not in seen:
+                    seen.add(path)
+                    yield self._item(path)
 
     def ids(self) -> Iterator[str]:
         return (item.item_id for item in self.items())
@@ -118,7 +203,7 @@ class ListSource:
         path = Path(item_id)
         # Named relative to the list's folder; outside it, ".." parts are dropped by safe_relative.
         name = safe_relative(os.path.relpath(path, self.list_file.parent)).as_posix()
-        return Item(item_id, name, item_id, path.read_bytes, path)
+        return Item(item_id, name, item_id, partial(read_regular_file, path), path)
 
 
 class ZipSource:
@@ -128,6 +213,7 @@ class ZipSource:
 
     def __init__(self, archive: Path):
         self.archive = archive
+        self.problems: list[str] = []
 
     def items(self) -> Iterator[Item]:
         with zipfile.ZipFile(self.archive) as handle:
@@ -151,9 +237,8 @@ class ZipSource:
 
 def _zip_reader(handle: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
     def read() -> bytes:
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise OSError(f"member too large: {info.file_size} bytes")
-        return handle.read(info)
+        with handle.open(info) as member:  # streamed: a member of zeros is refused after its first bytes
+            return read_bounded(member, info.file_size)
     return read
 
 
@@ -164,8 +249,10 @@ class TarSource:
 
     def __init__(self, archive: Path):
         self.archive = archive
+        self.problems: list[str] = []
 
     def items(self) -> Iterator[Item]:
+        self.problems.clear()
         index = -1
         try:
             with tarfile.open(self.archive, mode="r|*") as handle:
@@ -177,18 +264,20 @@ class TarSource:
                                f"{self.archive}!{member.name}", _constant(self._read(handle, member)))
         except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
             # A damaged archive: what came before was sorted; say plainly where reading stopped.
+            self.problems.append(f"{self.archive} is damaged after member {index + 1}: {error}")
             yield Item(f"{index + 1:08d}:<damaged>", "damaged", f"{self.archive} after member {index + 1}",
                        _constant(OSError(f"archive damaged after member {index + 1}: {error}")))
 
     @staticmethod
     def _read(handle: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | OSError:
-        if member.size > MAX_MEMBER_BYTES:
-            return OSError(f"member too large: {member.size} bytes")
+        """The member's bytes, read now (a streamed tar cannot go back), or why not."""
         try:
             extracted = handle.extractfile(member)
-            return extracted.read() if extracted else OSError("member cannot be read")
+            return read_bounded(extracted, member.size) if extracted else Unreadable("member cannot be read")
+        except Unreadable as error:
+            return error
         except (tarfile.TarError, EOFError, zlib.error) as error:
-            return OSError(f"member cannot be read: {error}")
+            return Unreadable(f"member cannot be read: {error}")
 
     def ids(self) -> Iterator[str]:
         with tarfile.open(self.archive, mode="r|*") as handle:
@@ -294,6 +383,12 @@ def open_source(spec: str | Path, exclude: Path | None = None):
     if lower.endswith(".zip"):
         if not zipfile.is_zipfile(path):
             raise SourceError(f"{path} is named .zip but is not a zip archive")
+        try:  # its whole directory, now: a damaged one would otherwise end the sort with 0 pictures
+            with zipfile.ZipFile(path) as handle:
+                handle.infolist()
+        except (zipfile.BadZipFile, UnicodeDecodeError, ValueError, OSError, EOFError) as error:
+            raise SourceError(f"{path} is a damaged zip archive; its list of members cannot be read: {error}") \
+                from None
         return ZipSource(path)
     if lower.endswith(ARCHIVE_SUFFIXES):
         try:

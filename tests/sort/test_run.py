@@ -79,7 +79,7 @@ def test_a_sort_imports_no_training_code():
     import subprocess
     import sys
 
-    code = ("import sys, mona_pipeline.sort, mona_pipeline.cli; "
+    code = ("import sys, mona_pipeline.sort.run, mona_pipeline.cli; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mona_pipeline', 'dvclive', 'imagehash')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "mona_pipeline.sort.run" in loaded and "mona_pipeline.models" in loaded
