@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from mona_pipeline import preprocess
-from mona_pipeline.images import BadPicture, load_picture
+from mona_pipeline.images import BadPicture
 from tests.conftest import colour_picture, picture_bytes
 
 
