@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.runtime import task_run
+from prefect.runtime import flow_run, task_run
 
 from flows.stage import BUILD_TASK_RUN_VARIABLE, tag_this_run
 
@@ -52,7 +52,12 @@ def repro(arguments: list[str]) -> list[str]:
     return ran
 
 
-@flow(name="build", flow_run_name=lambda: "build: dvc repro", log_prints=True)
+def build_run_name() -> str:
+    """`build: dvc repro [ARGUMENTS]`, so a one-stage rebuild reads differently from a full one."""
+    return " ".join(["build: dvc repro", *(flow_run.parameters.get("arguments") or [])])
+
+
+@flow(name="build", flow_run_name=build_run_name, log_prints=True)
 def build_flow(arguments: list[str] | None = None) -> list[str]:
     """Rebuild the pipeline with `dvc repro` (DVC decides what is stale); each stage it runs is a child run.
 

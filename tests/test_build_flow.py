@@ -47,8 +47,8 @@ def test_a_build_is_one_parent_run_with_the_stages_dvc_ran_as_children(dvc_repo,
                    for run in runs if run["parent_task_run_id"]}
 
     by_name = {flow_run["name"]: flow_run for flow_run in runs}
-    assert set(by_name) == {"build: dvc repro", "ingest", "shards"}, sorted(by_name)
-    build = by_name["build: dvc repro"]
+    assert set(by_name) == {"build: dvc repro shards", "ingest", "shards"}, sorted(by_name)
+    build = by_name["build: dvc repro shards"]
     assert "build" in build["tags"] and build["state"]["type"] == "COMPLETED"
     for stage in ("ingest", "shards"):
         child = by_name[stage]
