@@ -161,7 +161,8 @@ def sort_run_name() -> str:
         params_file = Path(parameters.get("params_file") or "params.yaml")
         params = load_params(params_file) if params_file.is_file() else None
         request = build_request(params, parameters["source"], parameters["out"], parameters.get("overrides"))
-        return f"sort {request.run_name()} of {request.source}"
+        # A derived run name depends on settings the open run resolves; the flow renames itself then.
+        return f"sort {request.run} of {request.source}" if request.run else f"sort of {request.source}"
     except Exception:  # a bad parameter fails the run with its own message; the name must not
         return f"sort of {parameters.get('source')}"
 
@@ -189,12 +190,13 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides()
     request = build_request(params, source, out, overrides)
     with SortRun(request, _scorer(request.model)) as run:  # checks source, action and model before any work
         tag_this_run("sort", f"action:{request.action}", f"source:{source_label(request.source)}",
-                     f"target:{run.scorer.trained.metadata.target or 'model'}")
+                     f"target:{run.scorer.trained.metadata.target or 'model'}",
+                     name=f"sort {run.run_dir.name} of {request.source}")
         recover_run(request)
         item_ids = list(run.source.ids())  # one walk of the source: chunks and the progress total
-        key = artifact_key("sort", request.run_name())
+        key = artifact_key("sort", run.run_dir.name)
         logger.info("sorting %d pictures from %s into %s (run %s, action %s, chunks of %d)", len(item_ids),
-                    request.source, request.out, request.run_name(), request.action, request.chunk_size)
+                    request.source, request.out, run.run_dir.name, request.action, request.chunk_size)
         progress_id = create_progress_artifact(progress=0.0, key=f"{key}-progress",
                                                description=f"sorting {len(item_ids)} pictures from {request.source}")
         with tracked_progress(progress_id, len(item_ids)) as progress:

@@ -42,8 +42,9 @@ def with_commit(*tags: str) -> list[str]:
     return [tag for tag in tags if tag] + ([f"commit:{version}"] if version else [])
 
 
-def tag_this_run(*tags: str) -> None:
-    """Add tags (and the commit) to the flow run in progress, keeping those it has (from a deployment, say)."""
+def tag_this_run(*tags: str, name: str | None = None) -> None:
+    """Add tags (and the commit) to the flow run in progress, keeping those it has (from a deployment, say);
+    and rename it when `name` is given."""
     from prefect.client.orchestration import get_client
     from prefect.runtime import flow_run
 
@@ -51,7 +52,7 @@ def tag_this_run(*tags: str) -> None:
         return
     with get_client(sync_client=True) as client:
         current = client.read_flow_run(flow_run.id).tags
-        client.update_flow_run(flow_run.id, tags=sorted(set(current) | set(with_commit(*tags))))
+        client.update_flow_run(flow_run.id, tags=sorted(set(current) | set(with_commit(*tags))), name=name)
 
 
 def stage_run_name() -> str:

@@ -69,3 +69,17 @@ def test_sort_flow_on_a_dask_local_cluster(pile, tmp_path, colour_model, prefect
     assert len(list(pile.iterdir())) == 21  # the 20 dropped and the unreadable one stay
     # Chunks on worker processes are counted as they come back.
     assert float(_artifact_data(f"sort-{summary['report'].split('/')[-2]}-progress")) == pytest.approx(100.0)
+
+
+def test_the_run_form_has_a_plain_described_box_per_setting_and_sends_no_nulls():
+    from mona_pipeline.sort import SortOverrides
+
+    schema = sort_flow.parameters.model_dump()
+    fields = schema["definitions"]["SortOverrides"]["properties"]
+    # No "float or None" toggles: a number box with its range, a choice of actions; empty = params.yaml's value.
+    assert fields["confidence"] == {"title": "Confidence", "type": "number", "minimum": 0.0, "maximum": 1.0,
+                                    "description": fields["confidence"]["description"]}
+    assert fields["action"]["enum"] == ["copy", "move", "link", "delete", "none"]
+    assert all("anyOf" not in field and "default" not in field and field["description"] for field in fields.values())
+    assert schema["properties"]["overrides"]["default"] == {}
+    assert SortOverrides(action="move", confidence=None).model_dump(mode="json") == {"action": "move"}

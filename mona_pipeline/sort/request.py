@@ -13,8 +13,11 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, TypeAdapter, WithJsonSchema, create_model, \
+    model_serializer
+from pydantic.fields import FieldInfo
 
 from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams
 
@@ -50,14 +53,40 @@ class SortRequest(SortParams):
 RUN_FIELDS = ("source", "out")  # what every request names; the rest has defaults in params.yaml or here
 
 
+def _form_schema(field: FieldInfo) -> dict:
+    """The field's JSON schema without its `null` branch: the run form shows one plain box (a number, a
+    choice, a path) that may be left empty, not a toggle between a type and None. Empty fields are left
+    out of the parameters (`_Overrides`), so the server never meets a `null` this schema would refuse."""
+    annotated = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    schema = TypeAdapter(annotated).json_schema()
+    variants = [variant for variant in schema.get("anyOf", [schema]) if variant.get("type") != "null"]
+    return dict(variants[0]) if len(variants) == 1 else {"anyOf": variants}
+
+
 def _optional_fields(model: type[BaseModel], skip: tuple[str, ...]) -> dict:
     """Each field of `model` as optional with the same description; None = not overridden."""
-    return {name: (field.annotation | None, Field(None, description=field.description))
+    return {name: (Annotated[field.annotation | None, WithJsonSchema(_form_schema(field))],
+                   Field(None, description=field.description, json_schema_extra=_no_default))
             for name, field in model.model_fields.items() if name not in skip}
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)  # empty, not `null`: the form's box starts blank and stays out of the run
+
+
+class _Overrides(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_in_json(self, handler, info: SerializationInfo) -> dict:
+        """In JSON (flow-run parameters, the form's defaults) only the fields that override something: an
+        empty field is absent, never `null`, which the run form's schema (a plain box per field) refuses."""
+        values = handler(self)
+        return {name: value for name, value in values.items() if value is not None} if info.mode_is_json() else values
+
+
 SortOverrides = create_model(
-    "SortOverrides", __config__=ConfigDict(extra="forbid"), __module__=__name__,
+    "SortOverrides", __base__=_Overrides, __module__=__name__,
     __doc__="Settings that replace params.yaml's `sort` section for one run; empty = the file's value.",
     **_optional_fields(SortRequest, RUN_FIELDS))
 
