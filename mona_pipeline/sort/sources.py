@@ -280,11 +280,17 @@ class TarSource:
             return Unreadable(f"member cannot be read: {error}")
 
     def ids(self) -> Iterator[str]:
-        with tarfile.open(self.archive, mode="r|*") as handle:
-            for index, member in enumerate(handle):
-                handle.members = []
-                if member.isfile() and is_picture_name(member.name):
-                    yield f"{index:08d}:{member.name}"
+        """The ids `items` would give, without reading members (a damaged archive: the same damaged id)."""
+        index = -1
+        try:
+            with tarfile.open(self.archive, mode="r|*") as handle:
+                for index, member in enumerate(handle):
+                    handle.members = []
+                    if member.isfile() and is_picture_name(member.name):
+                        yield f"{index:08d}:{member.name}"
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+            self.problems.append(f"{self.archive} is damaged after member {index + 1}: {error}")
+            yield f"{index + 1:08d}:<damaged>"
 
     def items_for(self, item_ids: list[str]) -> Iterator[Item]:
         """A tar can only be read in order: stream it and pick the wanted members."""
