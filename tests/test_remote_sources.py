@@ -51,3 +51,25 @@ def test_mona_sort_from_s3_sorts_everything_and_exits_cleanly(s3_environment, co
     assert f"{PICTURES} pictures: 10 keep, 0 review, 30 drop" in result.stdout
     kept = sorted(path.relative_to(out / "keep").as_posix() for path in (out / "keep").rglob("*.jpg"))
     assert kept == [f"{'ab'[index % 2]}/p{index:02d}.jpg" for index in range(0, PICTURES, 4)]
+
+
+def test_the_sort_flow_from_s3_sorts_everything_and_exits_cleanly(s3_environment, colour_model, tmp_path):
+    environment = dict(s3_environment, PREFECT_HOME=str(tmp_path / "prefect-home"))
+    environment.pop("PREFECT_API_URL", None)
+    out = tmp_path / "out"
+    result = run([str(BIN / "python"), "-m", "flows.sort", "s3://pics/inbox", "--out", str(out),
+                  "--model", str(colour_model)], environment, timeout=240, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    # The flow lists the source before anything imports tensorflow_io: it once found 0 pictures, "Completed".
+    assert "'keep': 10, 'review': 0, 'drop': 30" in result.stdout
+    assert len(list((out / "keep").rglob("*.jpg"))) == 10
+    assert "Error logging to API" not in result.stderr
+
+
+def test_a_bucket_that_cannot_be_listed_is_an_error_not_an_empty_sort(s3_environment, colour_model, tmp_path):
+    result = run([str(BIN / "mona"), "sort", "s3://no-such-bucket/inbox", "--out", str(tmp_path / "out"),
+                  "--model", str(colour_model), "--quiet"], s3_environment, cwd=tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]  # the sort's "not finished"
+    assert "s3://no-such-bucket/inbox: no such folder, or it cannot be listed" in result.stdout + result.stderr

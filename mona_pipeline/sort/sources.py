@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import io
-import logging
 import os
 import posixpath
 import stat
@@ -326,9 +325,11 @@ class RemoteSource:
         _aborting_file_system_used |= self.url.startswith(_ABORTS_AT_EXIT)
 
     def items(self) -> Iterator[Item]:
-        import tensorflow as tf
-
-        for directory, _, files in tf.io.gfile.walk(self.url):
+        gfile = _gfile()
+        if not gfile.isdir(self.url):  # a walk of what cannot be listed finds nothing, without a word
+            raise SourceError(f"{self.url}: no such folder, or it cannot be listed (for s3:// check the bucket, "
+                              f"S3_ENDPOINT and the AWS_* credentials)")
+        for directory, _, files in gfile.walk(self.url):
             for name in sorted(files):
                 if not is_picture_name(name):
                     continue
@@ -345,11 +346,18 @@ class RemoteSource:
             yield Item(item_id, safe_relative(item_id).as_posix(), url, _gfile_reader(url))
 
 
+def _gfile():
+    """tf.io.gfile with tensorflow-io's file systems (s3://, az://, hdfs://, http(s)://) registered: until
+    tensorflow_io is imported, TensorFlow does not know those schemes."""
+    import tensorflow as tf
+    import tensorflow_io  # noqa: F401  (registers its file systems with tf.io.gfile)
+
+    return tf.io.gfile
+
+
 def _gfile_reader(url: str) -> Callable[[], bytes]:
     def read() -> bytes:
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(url, "rb") as handle:
+        with _gfile().GFile(url, "rb") as handle:
             return handle.read()
     return read
 
@@ -357,13 +365,12 @@ def _gfile_reader(url: str) -> Callable[[], bytes]:
 def exit_process(code: int) -> int:
     """Return `code`; but in a process that used tensorflow-io's S3 file system, end it here with `code`.
 
-    Python's own exit work runs first (atexit handlers: log handlers, temporary API servers);
-    only the C++ static teardown that would abort with exit code 134 is skipped.
+    Python's own exit work runs first (atexit handlers: Prefect's log flush and temporary API server,
+    then logging's shutdown); only the C++ static teardown that would abort with exit code 134 is skipped.
     """
     if not _aborting_file_system_used:
         return code
     atexit._run_exitfuncs()
-    logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
