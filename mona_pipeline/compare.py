@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 
 from mona_pipeline.config import Params
-from mona_pipeline.evaluate import run_evaluate
+from mona_pipeline.evaluate import TABLE_NAME, run_evaluate
 from mona_pipeline.markdown import markdown_table
 from mona_pipeline.train import train_stage
 
@@ -33,7 +33,7 @@ LOWER_IS_BETTER = {"lookalike_false_alarms", "false_alarms", "ece"}
 
 def train_seed(params: Params, seed: int, models_root: Path = MODELS_ROOT,
                reports_dir: Path = REPORTS_DIR) -> dict:
-    """Train the curriculum and the baseline with one seed and evaluate both. Returns evaluate's DVC metrics."""
+    """Train the curriculum and the baseline with one seed and evaluate both. Returns evaluate's metrics table."""
     seeded = params.model_copy(update={"train": params.train.model_copy(update={"seed": seed})})
     models_dir = models_root / f"seed-{seed}"
     for stage in (*CURRICULUM, "baseline"):
@@ -41,7 +41,7 @@ def train_seed(params: Params, seed: int, models_root: Path = MODELS_ROOT,
     seed_dir = reports_dir / f"seed-{seed}"
     run_evaluate(seeded, seed_dir, seed_dir / "metrics.json",
                  models={"three_stage": models_dir / "target", "baseline": models_dir / "baseline"})
-    return json.loads((seed_dir / "metrics.json").read_text())
+    return json.loads((seed_dir / TABLE_NAME).read_text())
 
 
 def spread(values: list[float]) -> dict:

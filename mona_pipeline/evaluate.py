@@ -6,7 +6,7 @@
 Pictures are scored through the same streaming path as `mona sort`
 (`inference.score_stream`, preprocessing from `preprocess`), so a sort at the same threshold decides the same.
 Two sets: the stage-3 validation split (raw pictures, from the manifest) and
-the labelled random archive (data/test). Writes reports/metrics.json (DVC
+the labelled random archive (data/test). Writes reports/metrics.json (DVC headline
 metrics), reports/evaluation.md, a precision-recall plot and threshold sweeps.
 """
 
@@ -33,7 +33,7 @@ from mona_pipeline.preprocess import decode_for_model, prepare
 logger = logging.getLogger(__name__)
 
 MODELS = {"three_stage": Path("models/target"), "baseline": Path("models/baseline")}
-REPORTS_DIR, REPORT_NAME = Path("reports/evaluation"), "evaluation.md"
+REPORTS_DIR, REPORT_NAME, TABLE_NAME = Path("reports/evaluation"), "evaluation.md", "metrics_table.json"
 
 
 def scores_path(reports_dir: Path, model_name: str, set_name: str) -> Path:
@@ -288,14 +288,25 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
     markdown = render_report(table_results, timing, params.evaluate.target_precision)
     (reports_dir / REPORT_NAME).write_text(markdown)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(_for_dvc(metrics), indent=2))
+    metrics_path.write_text(json.dumps(headline(metrics), indent=2))
+    (reports_dir / TABLE_NAME).write_text(json.dumps(_table(metrics), indent=2))
     (reports_dir / "metrics_full.json").write_text(json.dumps(metrics, indent=2, default=float))
     (reports_dir / "timing.json").write_text(json.dumps(timing, indent=2))
     return {"metrics": metrics, "timing": timing, "markdown": markdown}
 
 
-def _for_dvc(metrics: dict) -> dict:
-    """The DVC metrics file: per model and set, the headline numbers (nested dicts flatten in `dvc metrics show`)."""
+HEADLINE = ("f1", "precision", "recall", "recall_held_out", "lookalike_false_alarms", "ece")
+
+
+def headline(metrics: dict) -> dict:
+    """The DVC metrics file (reports/metrics.json): a dozen numbers that fit one `dvc metrics show` row."""
+    table = _table(metrics)
+    return {model: {key: round(sets["test"][key], 4) for key in HEADLINE if key in sets.get("test", {})}
+            for model, sets in table.items()}
+
+
+def _table(metrics: dict) -> dict:
+    """Per model and set, the main numbers (reports/evaluation/metrics_table.json; metrics_full.json has all)."""
     keys = ("accuracy", "precision", "recall", "f1", "false_alarms", "missed", "pictures", "roc_auc", "threshold", "ece")
     def headline(result: dict) -> dict:
         parts = {f"recall_{p}": result["by_part"][p]["recall"] for p in ("in_distribution", "held_out")

@@ -29,7 +29,10 @@ def test_run_evaluate_writes_metrics_report_and_scores(demo_project, colour_mode
     _, params = demo_project
     result = evaluate.run_evaluate(params, tmp_path / "evaluation", tmp_path / "metrics.json",
                                    models={"three_stage": colour_model, "baseline": colour_model})
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    headline = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(headline) == {"three_stage", "baseline"} and set(headline["baseline"]) == {
+        "f1", "precision", "recall", "lookalike_false_alarms", "ece"}  # one short `dvc metrics show` row
+    metrics = json.loads((tmp_path / "evaluation" / "metrics_table.json").read_text())
     for model in ("three_stage", "baseline"):
         for name in ("validation", "test"):
             entry = metrics[model][name]
