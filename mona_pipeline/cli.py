@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -21,6 +22,10 @@ from pathlib import Path
 from typing import get_args
 
 from mona_pipeline.config import Action, ParamsError, digest, load_params
+
+# Before TensorFlow loads (the commands import it lazily): its C++ start-up lines on a machine without a
+# GPU ("Unable to register cuFFT factory", "Could not find cuda drivers") read like failures and are not.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 logger = logging.getLogger("mona_pipeline")
 

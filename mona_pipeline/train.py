@@ -293,7 +293,8 @@ def fit_phases(model: keras.Model, plan: StagePlan, data: StageData, params: Par
         callbacks = [RecalibratedValidation(calibrate, data.validation),
                      keras.callbacks.EarlyStopping("val_loss", patience=params.train.patience),
                      keep_best, DVCLiveCallback(live=live)]
-        result = model.fit(data.train, epochs=epoch + epochs, initial_epoch=epoch,
+        # shuffle=False: the dataset is already shuffled, reproducibly (Keras warns and ignores it otherwise).
+        result = model.fit(data.train, epochs=epoch + epochs, initial_epoch=epoch, shuffle=False,
                            class_weight=data.class_weight, callbacks=callbacks, verbose=2)
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
