@@ -101,6 +101,7 @@ def stage_main(stage_flow: Callable, stages: tuple[str, ...] = (), argv: list[st
     dvc_stage = stage_flow.name if not stages else (  # dvc.yaml's name: train_gender ... baseline
         args.stage if args.stage == "baseline" else f"{stage_flow.name}_{args.stage}")
     try:
+        load_params(args.params)  # a bad file is one clear line here, before a flow run logs it as a crash
         run_stage_flow(stage_flow, parameters, with_commit("stage", f"stage:{dvc_stage}"))
     except ParamsError as error:
         print(f"error: {error}", file=sys.stderr)

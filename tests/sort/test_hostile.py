@@ -540,8 +540,6 @@ def test_undo_right_after_a_full_disk_removes_every_copy_and_partial(tmp_path, p
     assert files_under(source) == {name.encode(): digest for name, digest in originals.items()}
 
 
-@pytest.mark.xfail(strict=True, reason="open, in flows/ (not the sort): the stage flows read params.yaml inside the "
-                   "flow run, so Prefect logs the ParamsError with a traceback before stage_main prints one line")
 def test_a_bad_params_file_is_one_clear_line_for_the_stage_flows(tmp_path, params_file):
     """Case 7's last item: `python -m flows.build` showed the params error inside a traceback (now flows.<stage>)."""
     bad = tmp_path / "params.yaml"
