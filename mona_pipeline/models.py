@@ -14,8 +14,11 @@ Only keras and pydantic are imported here, so a sort loads a model without the t
 
 from __future__ import annotations
 
+import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import keras
 from keras import layers
@@ -123,6 +126,26 @@ def build_applications_backbone(architecture: str, image_size: int, width: float
             layer.momentum = 0.9
     inputs = keras.Input(shape)
     return keras.Model(inputs, network(inputs), name=BACKBONE)
+
+
+@contextmanager
+def keras_seeds(seed: int) -> Iterator[None]:
+    """Build or load models here for the same weights from the same seed, whatever other threads do.
+
+    Keras gives each initializer and dropout layer created without a seed a default one drawn from Python's
+    global `random` (keras.src.random.seed_generator.make_default_seed). Any other thread drawing from it
+    meanwhile (Prefect's workers in a flow run) shifts those draws, and the same seed builds another network
+    (measured: one thread calling random.random() during build_model gave other weights every time). Inside
+    this block Keras draws from a private generator seeded with `seed` instead.
+    """
+    from keras.src.random import seed_generator
+
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
 
 
 def build_backbone(params: ModelParams) -> keras.Model:

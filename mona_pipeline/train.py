@@ -24,8 +24,8 @@ import tensorflow as tf
 
 from mona_pipeline.config import STAGE_ORDER, Params, digest
 from mona_pipeline.metrics import fit_temperature
-from mona_pipeline.models import (BACKBONE, MODEL_FILE, ModelMetadata, MonaCNNConfig, build_model, replace_head,
-                                  save_trained)
+from mona_pipeline.models import (BACKBONE, MODEL_FILE, ModelMetadata, MonaCNNConfig, build_model, keras_seeds,
+                                  replace_head, save_trained)
 from mona_pipeline.shards import class_counts, make_dataset, read_index
 
 logger = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ def load_stage_data(plan: StagePlan, params: Params) -> StageData:
 
 def start_model(plan: StagePlan, params: Params) -> keras.Model:
     """A fresh network, or the parent stage's backbone with a new head (the transfer)."""
-    with resolve_strategy().scope():
+    with resolve_strategy().scope(), keras_seeds(params.train.seed):
         if plan.parent is None:
             return build_model(params.model, 2, name=plan.name)
         parent = keras.models.load_model(plan.parent / MODEL_FILE)

@@ -78,3 +78,38 @@ def test_imagenet_weights_offline_fail_with_what_to_do(tmp_path, monkeypatch):
 def test_imagenet_weights_for_a_network_without_them_is_a_params_error():
     with pytest.raises(ValueError, match="weights: imagenet exists only for mobilenetv3small, efficientnetv2b0"):
         ModelParams(architecture="monacnn", weights="imagenet")
+
+
+def test_the_same_seed_builds_the_same_network_while_other_threads_draw_from_random():
+    """Prefect's threads share Python's `random` with Keras' default layer seeds; keras_seeds isolates them."""
+    import hashlib
+    import random
+    import threading
+    import time
+
+    import keras
+
+    from mona_pipeline.models import keras_seeds
+
+    def build(seed: int) -> str:
+        stop = threading.Event()
+
+        def draw_meanwhile():
+            while not stop.is_set():
+                random.random()
+                time.sleep(0.0002)
+
+        thread = threading.Thread(target=draw_meanwhile, daemon=True)
+        keras.utils.set_random_seed(7)
+        thread.start()
+        try:
+            with keras_seeds(seed):
+                model = build_model(ModelParams(architecture="mobilenetv3small", image_size=32, width=0.25))
+        finally:
+            stop.set()
+            thread.join()
+        keras.backend.clear_session()
+        return hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
+
+    assert build(42) == build(42) == build(42)
+    assert build(43) != build(42)
