@@ -105,7 +105,9 @@ def time_one_by_one(scorer: Scorer, paths: list[Path], max_pixels: int) -> list[
 def results_by_part(truth: np.ndarray, flagged: np.ndarray, parts: list[str]) -> dict:
     """Recall, false alarms and pictures per part of the archive, and over all held-out parts together."""
     parts_array = np.array(parts)
-    groups = {part: parts_array == part for part in dict.fromkeys(parts)}
+    # in_distribution first, then the held-out parts by name
+    ordered = sorted(dict.fromkeys(parts), key=lambda part: (part != "in_distribution", part))
+    groups = {part: parts_array == part for part in ordered}
     if len(groups) > 1:
         groups["held_out"] = parts_array != "in_distribution"
     result = {}
