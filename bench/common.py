@@ -14,16 +14,19 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux), for results that say where they were measured."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
 def machine() -> dict:
     import tensorflow as tf
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
             "python": platform.python_version(), "tensorflow": tf.__version__, "platform": platform.platform()}
 
 

@@ -44,6 +44,7 @@ import keras  # noqa: E402  (the backend is chosen before keras is imported)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.common import cpu_model  # noqa: E402
 from mona_pipeline.config import ModelParams  # noqa: E402
 from mona_pipeline.models import build_model  # noqa: E402
 
@@ -223,12 +224,7 @@ def measure_model(result: Result, jpeg: bytes, counts: Counts) -> None:
 
 def describe_machine() -> dict:
     """Devices, versions, CPU and date, so the numbers can be compared with the right card."""
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     machine = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
                "platform": platform.platform(), "keras": keras.__version__, "backend": keras.backend.backend(),
