@@ -10,7 +10,7 @@ import pytest
 
 from mona_pipeline.sort import SortRequest
 from mona_pipeline.sort.journal import Journal
-from tests.conftest import colour_picture, picture_bytes
+from tests.conftest import colour_picture, make_colour_model, picture_bytes, tiny_params, write_params
 
 RED, PINK, BLUE = (220, 20, 20), (140, 100, 120), (20, 20, 220)  # keep, review (with R = 0.5), drop
 
@@ -70,3 +70,16 @@ def hostile_zip(path: Path) -> Path:
         archive.writestr("blue.png", colour_picture(BLUE, "PNG"))
         archive.writestr("broken.jpg", b"\xff\xd8\xff\xe0broken")
     return path
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory) -> Path:
+    """A tiny params.yaml for child processes (the hostile-input and kill tests)."""
+    folder = tmp_path_factory.mktemp("params")
+    return write_params(folder / "params.yaml", tiny_params(folder))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """The colour model: red scores ~1, pink ~0.65, blue ~0; its own threshold is 0.9."""
+    return make_colour_model(tmp_path_factory.mktemp("colour-model") / "target", threshold=0.9)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import colour_picture, make_colour_model, picture_bytes, tiny_params, write_params
+from tests.conftest import colour_picture, make_colour_model, picture_bytes
 from tests.sort.harness import (BLUE, PINK, RED, REPOSITORY, Outcome, assert_each_once, files_under, hashes,
                                 make_pictures, run_child, sha, sort_arguments)
 
@@ -42,18 +42,6 @@ SMALL_DISK = HERE / "small_disk.py"
 
 
 # ---------------------------------------------------------------- running the command line
-
-
-@pytest.fixture(scope="module")
-def params_file(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("params")
-    return write_params(folder / "params.yaml", tiny_params(folder))
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """The colour model: red scores ~1, pink ~0.65, blue ~0; its own threshold is 0.9."""
-    return make_colour_model(tmp_path_factory.mktemp("colour-model") / "target", threshold=0.9)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import colour_picture, make_colour_model, tiny_params, write_params
+from tests.conftest import colour_picture
 from tests.sort.harness import BLUE, PINK, RED, files_under, hashes, run_child
 
 SEED = int(os.environ.get("MONA_KILL_SEED", random.SystemRandom().randrange(2**31)))
@@ -39,17 +39,6 @@ class Campaign:
     lost: int = 0
     duplicated: int = 0
     points: list = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-def params_file(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("params")
-    return write_params(folder / "params.yaml", tiny_params(folder))
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return make_colour_model(tmp_path_factory.mktemp("colour-model") / "target", threshold=0.9)
 
 
 def make_inbox(root: Path, count: int) -> dict[bytes, str]:
