@@ -20,7 +20,7 @@ from mona_pipeline.config import Params, load_params
 
 @task(cache_policy=NO_CACHE, task_run_name="train and evaluate seed {seed}")
 def seed_task(params: Params, seed: int) -> dict:
-    return compare.train_seed(params, seed)
+    return compare.train_seed(params, seed, trained=compare.already_trained(params, seed))
 
 
 @flow(name="compare", log_prints=True)

@@ -34,7 +34,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.stage import tag_this_run
-from mona_pipeline.config import Action, load_params
+from mona_pipeline.config import Action, TilingMode, load_params
 from mona_pipeline.inference import Scorer
 from mona_pipeline.models import load_trained
 from mona_pipeline.sort import SortOverrides, SortRequest, SortRun, Tally, build_request, overrides_from
@@ -230,6 +230,8 @@ def publish(summary: dict, run: SortRun, key: str) -> None:
         f"- journal: [{journal.name}]({journal.as_uri()}) (`{journal}`)\n"
         f"- {summary['pictures_per_second']} pictures/s; {summary['resumed_skipped']} already done; "
         f"{summary['action_failures']} file operations failed (pictures left in place)\n"
+        f"- tiling `{summary['tiling']['mode']}`: {summary['found_in_tiles']} kept or review pictures found in a tile "
+        f"(outlined below)\n"
         + thumbnails_markdown(run)))
 
 
@@ -243,7 +245,8 @@ def thumbnails_markdown(run: SortRun) -> str:
         if not shown:
             continue
         # One table row of pictures under a row of names and scores: side by side, captioned.
-        captions = " | ".join(f"`{sample.name.replace('|', '¦')}` {sample.score:.3f}" for sample, _ in shown)
+        captions = " | ".join(f"`{sample.name.replace('|', '¦')}` {sample.score:.3f}"
+                              + (f" (tile {sample.box})" if sample.box else "") for sample, _ in shown)
         images = " | ".join(f"![{sample.name}](data:image/jpeg;base64,{base64.b64encode(path.read_bytes()).decode()})"
                             for sample, path in shown)
         sections.append(f"\n## {heading}\n| {captions} |\n|{' --- |' * len(shown)}\n| {images} |\n")
@@ -276,6 +279,7 @@ def add_override_options(parser: argparse.ArgumentParser, action_default: str | 
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--tiling", default=None, choices=get_args(TilingMode))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from mona_pipeline.config import Action, ParamsError, digest, load_params
+from mona_pipeline.config import Action, ParamsError, TilingMode, digest, load_params
 
 # Before TensorFlow loads (the commands import it lazily): its C++ start-up lines on a machine without a
 # GPU ("Unable to register cuFFT factory", "Could not find cuda drivers") read like failures and are not.
@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     sort.add_argument("--review-from", type=float, default=None, help="R: review when R <= score < P")
     sort.add_argument("--model", type=Path, default=None, help="trained model folder (default models/target)")
     sort.add_argument("--batch-size", type=int, default=None, help="pictures scored per batch")
+    sort.add_argument("--tiling", choices=get_args(TilingMode), default=None,
+                      help="also score tiles of each picture (small figures): off | auto | always "
+                           "(default: params.yaml's tiling.mode)")
     sort.add_argument("--run", default=None, help="run name (the same name resumes that run)")
     sort.add_argument("--quiet", action="store_true", help="no progress bar")
     sort.set_defaults(handler=command_sort)

@@ -5,7 +5,8 @@
 
 One seed is one claim's worth of noise: the previous three runs of one configuration gave test F1 from
 20% to 72%. Each seed trains the whole curriculum (gender -> lookalike -> target) and the baseline into
-models/compare/seed-<n>/ and evaluates both into reports/compare/seed-<n>/; reports/compare.{json,md} hold, per model and
+models/compare/seed-<n>/ (train.seed's are the pipeline's own models/target and models/baseline, not
+trained twice) and evaluates both into reports/compare/seed-<n>/; reports/compare.{json,md} hold, per model and
 metric, the mean, standard deviation, min and max over seeds, and the three-stage minus baseline
 difference seed by seed (paired: both models of a seed share its data order).
 """
@@ -17,8 +18,10 @@ import statistics
 from pathlib import Path
 
 from mona_pipeline.config import Params
+from mona_pipeline.evaluate import MODELS as PIPELINE_MODELS
 from mona_pipeline.evaluate import TABLE_NAME, run_evaluate
 from mona_pipeline.markdown import markdown_table
+from mona_pipeline.models import MODEL_FILE
 from mona_pipeline.train import train_stage
 
 MODELS_ROOT, REPORTS_DIR = Path("models/compare"), Path("reports/compare")
@@ -27,20 +30,28 @@ CURRICULUM = ("gender", "lookalike", "target")
 # (set, metric) pairs compared; higher is better except where named in LOWER_IS_BETTER.
 METRICS = [("test", "f1"), ("test", "precision"), ("test", "recall"), ("test", "recall_in_distribution"),
            ("test", "recall_held_out"), ("test", "lookalike_false_alarms"), ("test", "false_alarms"),
-           ("test", "ece"), ("test", "roc_auc"), ("validation", "f1"), ("validation", "recall")]
+           ("test", "ece"), ("test", "roc_auc"), ("validation", "f1"), ("validation", "recall"),
+           # multi-scale tiling (params.yaml's tiling section) against whole pictures alone
+           ("test", "recall_small"), ("test", "recall_small_untiled"), ("test", "precision_untiled")]
 LOWER_IS_BETTER = {"lookalike_false_alarms", "false_alarms", "ece"}
 
 
 def train_seed(params: Params, seed: int, models_root: Path = MODELS_ROOT,
-               reports_dir: Path = REPORTS_DIR) -> dict:
-    """Train the curriculum and the baseline with one seed and evaluate both. Returns evaluate's metrics table."""
+               reports_dir: Path = REPORTS_DIR, trained: dict[str, Path] | None = None) -> dict:
+    """Train the curriculum and the baseline with one seed and evaluate both. Returns evaluate's metrics table.
+
+    Args:
+        trained: the two models already trained with this seed ({"three_stage": ..., "baseline": ...}):
+            evaluated, not trained again (the pipeline's own models for train.seed; same seed, same weights).
+    """
     seeded = params.model_copy(update={"train": params.train.model_copy(update={"seed": seed})})
     models_dir = models_root / f"seed-{seed}"
-    for stage in (*CURRICULUM, "baseline"):
-        train_stage(stage, seeded, models_dir)
+    if trained is None:
+        for stage in (*CURRICULUM, "baseline"):
+            train_stage(stage, seeded, models_dir)
+        trained = {"three_stage": models_dir / "target", "baseline": models_dir / "baseline"}
     seed_dir = reports_dir / f"seed-{seed}"
-    run_evaluate(seeded, seed_dir, seed_dir / "metrics.json",
-                 models={"three_stage": models_dir / "target", "baseline": models_dir / "baseline"})
+    run_evaluate(seeded, seed_dir, seed_dir / "metrics.json", models=trained)
     return json.loads((seed_dir / TABLE_NAME).read_text())
 
 
@@ -93,9 +104,21 @@ def render(summary: dict) -> str:
         markdown_table(["set.metric", "three-stage", "baseline", "three-stage minus baseline", "verdict"], rows), ""])
 
 
-def run_comparison(params: Params, models_root: Path = MODELS_ROOT, reports_dir: Path = REPORTS_DIR) -> dict:
+def already_trained(params: Params, seed: int,
+                    pipeline_models: dict[str, Path] | None = PIPELINE_MODELS) -> dict[str, Path] | None:
+    """The pipeline's own models (DVC's train stages) when `seed` is their train.seed and they exist."""
+    if pipeline_models and seed == params.train.seed and all(
+            (folder / MODEL_FILE).is_file() for folder in pipeline_models.values()):
+        return dict(pipeline_models)
+    return None
+
+
+def run_comparison(params: Params, models_root: Path = MODELS_ROOT, reports_dir: Path = REPORTS_DIR,
+                   pipeline_models: dict[str, Path] | None = PIPELINE_MODELS) -> dict:
     """Every seed of params.compare.seeds, then the summary files. Returns the summary."""
-    per_seed = {seed: train_seed(params, seed, models_root, reports_dir) for seed in params.compare.seeds}
+    per_seed = {seed: train_seed(params, seed, models_root, reports_dir,
+                                 trained=already_trained(params, seed, pipeline_models))
+                for seed in params.compare.seeds}
     return write_summary(per_seed)
 
 

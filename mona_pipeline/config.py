@@ -170,6 +170,39 @@ class EvaluateParams(Section):
     batch_size: int = Field(64, ge=1, le=4096, description="pictures scored per batch")
 
 
+TilingMode = Literal["off", "auto", "always"]
+
+
+class TilingParams(Section):
+    """Multi-scale scoring: the whole picture, then overlapping square tiles (aspect kept) at finer scales;
+    a picture's score is the highest of them, and the tile that scored it is where the character was found."""
+
+    mode: TilingMode = Field("auto", description=(
+        "off: the whole picture only; always: every picture's tiles too; auto: tiles only for pictures whose "
+        "whole-picture score is below the decision threshold and at least auto_from"))
+    scales: list[float] = Field([0.5], min_length=1, description=(
+        "tile side as a fraction of the picture's short side, one entry per scale (e.g. [0.5, 0.33])"))
+    overlap: float = Field(0.25, ge=0.0, le=0.75, description="share of a tile's side its neighbour overlaps")
+    min_tile_side: int = Field(96, ge=8, description=(
+        "a scale is skipped for pictures whose tiles would be smaller than this many pixels (small pictures)"))
+    auto_from: float = Field(0.0, ge=0.0, lt=1.0, description=(
+        "auto: whole-picture scores below this skip the tiles (decisively not the target)"))
+
+    @field_validator("scales")
+    @classmethod
+    def _fractions(cls, scales: list[float]) -> list[float]:
+        if any(not 0.1 <= scale < 1.0 for scale in scales):
+            raise ValueError(f"each scale is a tile side as a fraction of the short side, in [0.1, 1): {scales}")
+        return sorted(set(scales), reverse=True)
+
+    def needs_tiles(self, whole_score: float, decisive: float) -> bool:
+        """Whether a picture scored `whole_score` as a whole goes on to its tiles (`decisive`: the decision
+        threshold; a score at or above it is a keep whatever the tiles say)."""
+        if self.mode == "always":
+            return True
+        return self.mode == "auto" and self.auto_from <= whole_score < decisive
+
+
 class CompareParams(Section):
     seeds: list[int] = Field([42, 1, 2], min_length=2, description="train.seed values compared (make compare)")
 
@@ -186,6 +219,9 @@ class SortParams(Section):
         "delete moves the dropped ones into the run's trash (undo puts everything back); none only reports"))
     batch_size: int = Field(64, ge=1, le=4096, description="pictures scored per batch")
     chunk_size: int = Field(2048, ge=1, description="pictures per task in the Prefect flow")
+    tiling: TilingMode | None = Field(None, description=(
+        "off | auto | always: also score tiles of the picture (small figures, crowds); empty = params.yaml's "
+        "tiling.mode"))
 
     @model_validator(mode="after")
     def _band_below_confidence(self):
@@ -204,6 +240,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     compare: CompareParams = CompareParams()
+    tiling: TilingParams = TilingParams()
     sort: SortParams = SortParams()
 
     @model_validator(mode="after")

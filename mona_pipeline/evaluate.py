@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mona_pipeline.config import Params
+from mona_pipeline.config import Params, TilingParams
 from mona_pipeline.inference import Scorer, read_files, score_stream
 from mona_pipeline.ingest import read_manifest
 from mona_pipeline.markdown import markdown_table
@@ -50,6 +50,17 @@ class LabelledSet:
     truth: np.ndarray
     kinds: list[str]
     parts: list[str] | None = None  # which part of the test archive (in_distribution, or what is held out)
+    target_heights: list[float | None] | None = None  # the target's height / the picture's, where it shows
+
+
+SIZE_CLASSES = (("small", 0.0, 0.25), ("medium", 0.25, 0.5), ("large", 0.5, float("inf")))  # by target height
+
+
+def size_class(height: float | None) -> str | None:
+    """small (< 25% of the picture height), medium (< 50%) or large; None when the height is unknown."""
+    if height is None:
+        return None
+    return next(name for name, low, high in SIZE_CLASSES if low <= height < high)
 
 
 def read_labelled_folder(folder: Path, name: str = "test") -> LabelledSet:
@@ -64,7 +75,8 @@ def read_labelled_folder(folder: Path, name: str = "test") -> LabelledSet:
     truth = np.array([row["target"].strip() in ("1", "true", "True", "yes") for row in rows])
     kinds = [row.get("kind") or ("target" if t else "other") for row, t in zip(rows, truth)]
     parts = [row.get("part") or "in_distribution" for row in rows]
-    return LabelledSet(name, [folder / row["path"] for row in rows], truth, kinds, parts)
+    heights = [float(row["target_height"]) if (row.get("target_height") or "").strip() else None for row in rows]
+    return LabelledSet(name, [folder / row["path"] for row in rows], truth, kinds, parts, heights)
 
 
 def validation_set(params: Params) -> LabelledSet:
@@ -76,17 +88,52 @@ def validation_set(params: Params) -> LabelledSet:
     return LabelledSet("validation", [params.data.raw_dir / r["path"] for r in rows], truth, kinds)
 
 
-def score_set(scorer: Scorer, labelled: LabelledSet, batch_size: int, max_pixels: int) -> tuple[np.ndarray, float]:
-    """Scores for every picture of the set (NaN where unreadable) and the batch throughput in pictures/s."""
+@dataclass
+class SetScores:
+    """One model's scores on a set, whole pictures and tiles apart (NaN: unreadable, or no tiles)."""
+
+    whole: np.ndarray
+    tiles: np.ndarray  # the best tile's score of every picture the tiling grid covers
+    boxes: list[str | None]  # where that best tile is (`inference.box_text`)
+    pictures_per_second: float
+
+    def pooled(self, tiling: TilingParams, threshold: float) -> np.ndarray:
+        """The scores `score_stream` gives with `tiling` at the decision threshold `threshold`: the whole
+        picture's, or the best of it and its tiles where `TilingParams.needs_tiles` says to look at them."""
+        if tiling.mode == "off":
+            return self.whole
+        looked = np.array([not np.isnan(t) and tiling.needs_tiles(w, threshold)
+                           for w, t in zip(self.whole, self.tiles)], bool)
+        return np.where(looked, np.fmax(self.whole, self.tiles), self.whole)
+
+    def tiled_share(self, tiling: TilingParams, threshold: float) -> float:
+        """Share of the readable pictures whose tiles `tiling` scores."""
+        readable = ~np.isnan(self.whole)
+        if tiling.mode == "off" or not readable.any():
+            return 0.0
+        looked = sum(not np.isnan(t) and tiling.needs_tiles(w, threshold)
+                     for w, t in zip(self.whole[readable], self.tiles[readable]))
+        return looked / int(readable.sum())
+
+
+def score_set(scorer: Scorer, labelled: LabelledSet, batch_size: int, max_pixels: int,
+              tiling: TilingParams) -> SetScores:
+    """Every picture's whole score and, with `tiling`'s grid, its best tile (all tiles of every picture
+    scored, so any mode's scores follow: `SetScores.pooled`), and the pictures/s of that pass."""
+    from mona_pipeline.inference import box_text
+
     keys = [str(p) for p in labelled.paths]
+    always = tiling.model_copy(update={"mode": "always"}) if tiling.mode != "off" else tiling
     start = time.perf_counter()
-    scored = {r.key: r for r in score_stream(scorer, read_files(labelled.paths), batch_size, max_pixels)}
+    scored = {r.key: r for r in score_stream(scorer, read_files(labelled.paths), batch_size, max_pixels,
+                                             tiling=always)}
     seconds = time.perf_counter() - start
     for key in keys:
         if scored[key].error:
             logger.warning("%s could not be scored: %s", key, scored[key].error)
-    scores = np.array([scored[k].score if scored[k].score is not None else np.nan for k in keys], float)
-    return scores, len(keys) / seconds
+    whole = np.array([scored[k].whole_score if scored[k].score is not None else np.nan for k in keys], float)
+    tiles = np.array([scored[k].tile_score if scored[k].tile_score is not None else np.nan for k in keys], float)
+    return SetScores(whole, tiles, [box_text(scored[k].box) for k in keys], len(keys) / seconds)
 
 
 def time_one_by_one(scorer: Scorer, paths: list[Path], max_pixels: int) -> list[float]:
@@ -116,6 +163,55 @@ def results_by_part(truth: np.ndarray, flagged: np.ndarray, parts: list[str]) ->
         result[part] = {k: counts[k] for k in ("pictures", "target_pictures", "recall", "recall_ci", "false_alarms",
                                                 "precision")}
     return result
+
+
+def results_by_size(truth: np.ndarray, flagged: np.ndarray, heights: list[float | None]) -> dict:
+    """Recall per size of the target's figure (SIZE_CLASSES), over the pictures that show it."""
+    classes = np.array([size_class(h) for h in heights], object)
+    result = {}
+    for name, _, _ in SIZE_CLASSES:
+        inside = truth & (classes == name)
+        if inside.any():
+            counts = confusion(truth[inside], flagged[inside])
+            result[name] = {k: counts[k] for k in ("target_pictures", "recall", "recall_ci")}
+    return result
+
+
+def tiling_effect(labelled: LabelledSet, set_scores: SetScores, tiling: TilingParams, threshold: float) -> dict:
+    """Precision, recall and recall by figure size without tiles, with the configured mode and with tiles
+    for every picture: what tiling buys and costs, from one scoring pass."""
+    effect = {}
+    for mode in dict.fromkeys(("off", tiling.mode, "always")):
+        variant = tiling.model_copy(update={"mode": mode})
+        scores = set_scores.pooled(variant, threshold)
+        flagged = np.nan_to_num(scores, nan=0.0) >= threshold
+        counts = confusion(labelled.truth, flagged)
+        row = {k: counts[k] for k in ("precision", "recall", "f1", "false_alarms")}
+        row["tiled_share"] = set_scores.tiled_share(variant, threshold)
+        if labelled.target_heights and any(h is not None for h in labelled.target_heights):
+            row["by_size"] = results_by_size(labelled.truth, flagged, labelled.target_heights)
+        effect[mode] = row
+    effect["auto_from_sweep"] = _auto_from_sweep(labelled, set_scores, tiling, threshold)
+    return effect
+
+
+AUTO_FROM_SWEEP = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+
+
+def _auto_from_sweep(labelled: LabelledSet, set_scores: SetScores, tiling: TilingParams, threshold: float) -> list:
+    """The auto rule at other floors: the share of pictures tiled (the cost) against what tiling finds."""
+    rows = []
+    for floor in AUTO_FROM_SWEEP:
+        variant = tiling.model_copy(update={"mode": "auto", "auto_from": floor})
+        flagged = np.nan_to_num(set_scores.pooled(variant, threshold), nan=0.0) >= threshold
+        counts = confusion(labelled.truth, flagged)
+        row = {"auto_from": floor, "tiled_share": set_scores.tiled_share(variant, threshold),
+               "precision": counts["precision"], "recall": counts["recall"]}
+        if labelled.target_heights and any(h is not None for h in labelled.target_heights):
+            row["recall_small"] = results_by_size(labelled.truth, flagged, labelled.target_heights).get(
+                "small", {}).get("recall")
+        rows.append(row)
+    return rows
 
 
 def evaluate_set(truth: np.ndarray, scores: np.ndarray, kinds: list[str], threshold: float,
@@ -196,10 +292,15 @@ def plot_precision_recall(curves: dict[str, tuple[np.ndarray, np.ndarray]], path
     return path
 
 
-def render_worst(labelled: LabelledSet, scores: np.ndarray, threshold: float, path: Path, count: int = 12) -> Path:
+def render_worst(labelled: LabelledSet, scores: np.ndarray, threshold: float, path: Path, count: int = 12,
+                 boxes: list[str | None] | None = None) -> Path:
     """A contact sheet of what the model gets most wrong: the lowest-scoring missed targets (top row) and
-    the highest-scoring false alarms (bottom row), with score, kind and part under each."""
+    the highest-scoring false alarms (bottom row), with score, kind and part under each; a false alarm a
+    tile raised has that tile outlined."""
+
     from PIL import Image, ImageDraw
+
+    from mona_pipeline.images import draw_box
 
     readable = ~np.isnan(scores)
     missed = [i for i in np.argsort(np.where(readable, scores, np.inf)) if labelled.truth[i] and scores[i] < threshold]
@@ -217,6 +318,8 @@ def render_worst(labelled: LabelledSet, scores: np.ndarray, threshold: float, pa
             with Image.open(labelled.paths[index]) as picture:
                 picture = picture.convert("RGB")
                 picture.thumbnail((cell - 4, cell - 14))
+                if boxes and boxes[index]:
+                    draw_box(picture, boxes[index])
                 sheet.paste(picture, (column * cell + 2, top + 12))
             draw.text((column * cell + 2, top + cell), f"{scores[index]:.3f} {labelled.kinds[index]}\n"
                                                        f"{parts[index]}", fill=(120, 0, 0))
@@ -267,16 +370,20 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
         threshold = scorer.trained.metadata.threshold
         metrics[model_name] = {}
         for labelled in sets:
-            scores, per_second = score_set(scorer, labelled, params.evaluate.batch_size, params.data.max_image_pixels)
+            set_scores = score_set(scorer, labelled, params.evaluate.batch_size, params.data.max_image_pixels,
+                                   params.tiling)
+            scores = set_scores.pooled(params.tiling, threshold)
             result = evaluate_set(labelled.truth, scores, labelled.kinds, threshold,
                                   params.evaluate.target_precision, labelled.parts)
-            result["batch_pictures_per_second"] = per_second
+            result["tiling"] = tiling_effect(labelled, set_scores, params.tiling, threshold)
+            result["batch_pictures_per_second"] = set_scores.pictures_per_second
             result["temperature"] = scorer.trained.metadata.temperature
             metrics[model_name][labelled.name] = result
             table_results[f"{model_name}, {labelled.name}"] = result
             curves[f"{model_name}, {labelled.name}"] = (labelled.truth[~np.isnan(scores)], scores[~np.isnan(scores)])
-            _write_scores(scores_path(reports_dir, model_name, labelled.name), labelled, scores)
-            render_worst(labelled, scores, threshold, reports_dir / f"worst_{model_name}_{labelled.name}.png")
+            _write_scores(scores_path(reports_dir, model_name, labelled.name), labelled, scores, set_scores)
+            render_worst(labelled, scores, threshold, reports_dir / f"worst_{model_name}_{labelled.name}.png",
+                         boxes=_boxes_used(set_scores, scores))
             with open(reports_dir / f"sweep_{model_name}_{labelled.name}.csv", "w", newline="") as handle:
                 sweep = threshold_sweep(labelled.truth, np.nan_to_num(scores, nan=0.0))
                 writer = csv.DictWriter(handle, fieldnames=list(sweep[0]))
@@ -297,7 +404,7 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
     return {"metrics": metrics, "timing": timing, "markdown": markdown}
 
 
-HEADLINE = ("f1", "precision", "recall", "recall_held_out", "lookalike_false_alarms", "ece")
+HEADLINE = ("f1", "precision", "recall", "recall_held_out", "recall_small", "lookalike_false_alarms", "ece")
 
 
 def headline(metrics: dict) -> dict:
@@ -313,18 +420,79 @@ def _table(metrics: dict) -> dict:
     def headline(result: dict) -> dict:
         parts = {f"recall_{p}": result["by_part"][p]["recall"] for p in ("in_distribution", "held_out")
                  if p in result.get("by_part", {})}
-        return {k: result[k] for k in keys} | {"lookalike_false_alarms": result["false_alarms_by_kind"]["lookalike"]} | parts
+        tiles = _tiling_headline(result.get("tiling", {}))
+        return {k: result[k] for k in keys} | {"lookalike_false_alarms": result["false_alarms_by_kind"]["lookalike"]} | parts \
+            | tiles
 
     return {model: {name: headline(result) for name, result in sets.items()} for model, sets in metrics.items()}
 
 
-def _write_scores(path: Path, labelled: LabelledSet, scores: np.ndarray) -> None:
+def _boxes_used(set_scores: SetScores, scores: np.ndarray) -> list[str | None]:
+    """The tile box of each picture whose score came from a tile (None where the whole picture's did)."""
+    return [box if not np.isnan(score) and score > whole else None
+            for box, score, whole in zip(set_scores.boxes, scores, set_scores.whole)]
+
+
+def _tiling_headline(effect: dict) -> dict:
+    """recall_small (the configured tiling) and the same numbers without tiles, for the metrics table."""
+    if not effect:
+        return {}
+    modes = [mode for mode in effect if mode != "auto_from_sweep"]
+    chosen = next((mode for mode in modes if mode not in ("off", "always")), "always" if len(modes) > 1 else "off")
+    row = {"tiled_share": effect[chosen]["tiled_share"], "precision_untiled": effect["off"]["precision"],
+           "recall_untiled": effect["off"]["recall"]}
+    for size in ("small",):
+        if size in effect[chosen].get("by_size", {}):
+            row[f"recall_{size}"] = effect[chosen]["by_size"][size]["recall"]
+            row[f"recall_{size}_untiled"] = effect["off"]["by_size"][size]["recall"]
+    return row
+
+
+def tiling_section(results: dict[str, dict]) -> list[str]:
+    """Recall by figure size and precision, without tiles, with the configured mode and with every tile."""
+    rows = []
+    sweeps = []
+    for name, result in results.items():
+        for row in result.get("tiling", {}).get("auto_from_sweep", []):
+            small = row.get("recall_small")
+            sweeps.append([name, f"{row['auto_from']:g}", f"{row['tiled_share']:.0%}", f"{row['precision']:.1%}",
+                           f"{row['recall']:.1%}", "-" if small is None else f"{small:.1%}"])
+        for mode, row in result.get("tiling", {}).items():
+            if mode == "auto_from_sweep":
+                continue
+            sizes = row.get("by_size", {})
+            rows.append([name, mode, f"{row['tiled_share']:.0%}", f"{row['precision']:.1%}", f"{row['recall']:.1%}",
+                         *(f"{sizes[size]['recall']:.1%} ({sizes[size]['target_pictures']})" if size in sizes else "-"
+                           for size, _, _ in SIZE_CLASSES), str(row["false_alarms"])])
+    if not rows:
+        return []
+    return ["", "## Finding small figures: tiling", "",
+            "Each picture scored whole (off), with its tiles where the configured rule says (the mode in "
+            "params.yaml's tiling section; the main table uses it) and with every picture's tiles (always). "
+            "Recall by the target's height in the picture: small < 25%, medium 25-50%, large >= 50% "
+            "(target pictures in brackets). Tiled: share of the pictures whose tiles were scored.", "",
+            markdown_table(["model, set", "tiling", "tiled", "precision", "recall", "recall small", "recall medium",
+                            "recall large", "false alarms"], rows),
+            "", "The auto rule's floor (tiling.auto_from): pictures scoring below it as a whole skip their tiles. "
+            "Tiled is the cost (each tiled picture is scored 1 + tiles times), recall what it buys.", "",
+            markdown_table(["model, set", "auto_from", "tiled", "precision", "recall", "recall small"], sweeps)]
+
+
+def _write_scores(path: Path, labelled: LabelledSet, scores: np.ndarray, set_scores: SetScores) -> None:
+    def number(value: float) -> str:
+        return "" if np.isnan(value) else f"{value:.6f}"
+
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "target", "kind", "part", "score"])
+        writer.writerow(["path", "target", "kind", "part", "target_height", "score", "whole_score", "tile_score",
+                         "box"])
         parts = labelled.parts or ["in_distribution"] * len(labelled.paths)
-        for picture, truth, kind, part, score in zip(labelled.paths, labelled.truth, labelled.kinds, parts, scores):
-            writer.writerow([picture.as_posix(), int(truth), kind, part, "" if np.isnan(score) else f"{score:.6f}"])
+        heights = labelled.target_heights or [None] * len(labelled.paths)
+        for row in zip(labelled.paths, labelled.truth, labelled.kinds, parts, heights, scores, set_scores.whole,
+                       set_scores.tiles, _boxes_used(set_scores, scores)):
+            picture, truth, kind, part, height, score, whole, tile, box = row
+            writer.writerow([picture.as_posix(), int(truth), kind, part, "" if height is None else height,
+                             number(score), number(whole), number(tile), box or ""])
 
 
 def by_part_section(results: dict[str, dict]) -> list[str]:
@@ -369,6 +537,7 @@ def render_report(results: dict[str, dict], timing: dict[str, dict], target_prec
     lines.append(markdown_table(["model, set", "P", "precision at P", "recall at P", "threshold reaching it",
                                  "its precision", "its recall"], rows))
     lines += by_part_section(results)
+    lines += tiling_section(results)
     lines += ["", "## Calibration", "", "Expected calibration error (ECE): the picture-weighted mean gap between "
               "the score and the share of pictures with that score that show the target (0 = a score of 0.95 "
               "means 95%). Reliability diagram: `reliability.png`.", ""]

@@ -10,23 +10,31 @@ modes TF cannot decode faithfully go through Pillow. Everything else is decoded
 by TF in parallel (`preprocess.decode_for_model`). A picture TF fails on is
 retried with Pillow, and if that fails too it comes out with its error; the
 stream goes on.
+
+With `tiling` (params.yaml's `tiling` section) a picture that needs it (`TilingParams.needs_tiles`: not
+already a keep as a whole, large enough) is scored again as overlapping square tiles
+(`preprocess.tile_grid`), decoded at the resolution its tiles need and batched through the same model;
+its score becomes the highest of the whole and its tiles, and `Scored.box` says which tile that was.
+`evaluate` and `sort` both come through here, so they tile alike.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
-from mona_pipeline.config import MAX_IMAGE_PIXELS
+from mona_pipeline.config import MAX_IMAGE_PIXELS, TilingParams
 from mona_pipeline.images import BadPicture
 from mona_pipeline.models import TrainedModel
-from mona_pipeline.preprocess import decode_for_model, pillow_fallback, prepare
+from mona_pipeline.preprocess import decode_for_model, picture_size, pillow_fallback, prepare, tile_grid, \
+    tiles_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +47,17 @@ class Scored:
     score: float | None  # probability of the positive class; None when the picture could not be read
     error: str | None = None
     image: np.ndarray | None = None  # (S, S, 3) float32 in [0, 255]: what the model saw, when asked for
+    box: tuple[float, float, float, float] | None = None  # the tile that gave the score, (x0, y0, x1, y1)
+    # as fractions of the picture's width and height; None = the whole picture
+    whole_score: float | None = None  # the whole picture's own score (= score unless a tile scored higher)
+    tile_score: float | None = None  # the best tile's score; None when no tile was scored
+    tiles: int = 0  # how many tiles were scored
+    data_for_tiles: bytes | None = field(default=None, repr=False, compare=False)  # internal: on to the tiler
+
+
+def box_text(box: tuple[float, float, float, float] | None) -> str | None:
+    """A tile box for journals, reports and the Prefect artifact: "x0,y0,x1,y1" in fractions, or None."""
+    return None if box is None else ",".join(f"{value:.3f}" for value in box)
 
 
 class Scorer:
@@ -80,14 +99,91 @@ class Scorer:
 
 
 def score_stream(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]], batch_size: int = 64,
-                 max_pixels: int = MAX_IMAGE_PIXELS, with_images: bool = False) -> Iterator[Scored]:
+                 max_pixels: int = MAX_IMAGE_PIXELS, with_images: bool = False,
+                 tiling: TilingParams | None = None, decisive: float = 1.0) -> Iterator[Scored]:
     """Score every (key, bytes) item, in batches; yields one `Scored` per item, errors included.
 
-    An item whose bytes are an Exception (it could not be read) comes out with that error. Order
-    follows `items` for the pictures that decode; refused ones come out as soon as they are seen.
-    Memory is bounded by the pipeline's depth, not by the number of items. With `with_images`,
-    each result carries the decoded model input (for thumbnails: no second decode).
+    An item whose bytes are an Exception (it could not be read) comes out with that error. Results
+    come in `items`' order for pictures scored whole; refused ones as soon as they are seen, tiled ones
+    once their tiles are scored (in groups of `batch_size` pictures). Memory is bounded by the pipeline's
+    depth, not by the number of items. With `with_images`, each result carries the decoded model input
+    (for thumbnails: no second decode).
+
+    Args:
+        tiling: multi-scale settings (None or mode off: whole pictures only).
+        decisive: the decision threshold; in auto mode a whole score at or above it skips the tiles.
     """
+    tiles = _Tiler(scorer, tiling, batch_size, max_pixels) if tiling and tiling.mode != "off" else None
+    for scored in _score_whole(scorer, items, batch_size, max_pixels, with_images):
+        if tiles is None or scored.score is None or not tiling.needs_tiles(scored.score, decisive):
+            yield dataclasses.replace(scored, data_for_tiles=None)
+        else:
+            yield from tiles.add(scored)
+    if tiles is not None:
+        yield from tiles.flush()
+
+
+class _Tiler:
+    """Collects pictures that need their tiles scored and scores them in groups, through one tf.data stream:
+    decode each at the resolution its tiles need, cut and resize the tiles in parallel, batch them."""
+
+    def __init__(self, scorer: Scorer, tiling: TilingParams, batch_size: int, max_pixels: int):
+        self.scorer, self.tiling, self.batch_size, self.max_pixels = scorer, tiling, batch_size, max_pixels
+        self.pending: list[tuple[Scored, bytes, list]] = []
+
+    def add(self, scored: Scored) -> Iterator[Scored]:
+        try:
+            prepared = prepare(scored.data_for_tiles, scored.key, self.scorer.image_size, self.max_pixels)
+            boxes = tile_grid(*picture_size(prepared), self.tiling)
+        except (BadPicture, OSError) as error:  # it scored whole: keep that score, say why no tiles
+            logger.warning("%s: no tiles (%s); scored as a whole", scored.key, error)
+            boxes = []
+        if not boxes:  # too small for the finer scales
+            yield dataclasses.replace(scored, data_for_tiles=None)
+            return
+        self.pending.append((scored, prepared, boxes))
+        if len(self.pending) >= self.batch_size:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[Scored]:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        size, finest = self.scorer.image_size, min(self.tiling.scales)
+
+        def generate():
+            for index, (_, prepared, boxes) in enumerate(pending):
+                yield index, prepared, np.asarray(boxes, np.float32)
+
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=(
+            tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string), tf.TensorSpec([None, 4], tf.float32)))
+        dataset = dataset.map(
+            lambda index, data, boxes: (tf.fill([tf.shape(boxes)[0]], index), boxes,
+                                        tiles_for_model(data, boxes, size, finest)),
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+        dataset = dataset.ignore_errors().unbatch().batch(self.batch_size).prefetch(2)
+        best: dict[int, tuple[float, np.ndarray, int]] = {}
+        for indices, boxes, images in dataset:
+            for index, box, score in zip(indices.numpy().tolist(), boxes.numpy(), self.scorer(images).numpy()):
+                score_so_far, box_so_far, count = best.get(index, (-1.0, box, 0))
+                best[index] = (score, box, count + 1) if score > score_so_far else (score_so_far, box_so_far,
+                                                                                    count + 1)
+        for index, (scored, _, _) in enumerate(pending):
+            if index not in best:  # TF could not decode it at the tiles' resolution: its whole score stands
+                logger.warning("%s: its tiles could not be decoded; scored as a whole", scored.key)
+                yield dataclasses.replace(scored, data_for_tiles=None)
+                continue
+            tile_score, box, count = best[index]
+            better = tile_score > scored.score
+            yield dataclasses.replace(
+                scored, score=max(scored.score, float(tile_score)), tile_score=float(tile_score), tiles=count,
+                box=tuple(round(float(v), 4) for v in box) if better else None, data_for_tiles=None)
+
+
+def _score_whole(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]], batch_size: int,
+                 max_pixels: int, with_images: bool) -> Iterator[Scored]:
+    """The whole pictures, squashed to the model input (see `score_stream`). Each result carries its bytes
+    (`data_for_tiles`) for the tiler; `score_stream` drops them."""
     image_size = scorer.image_size
     refused: collections.deque[Scored] = collections.deque()  # filled by the reader thread
     in_flight: collections.deque[tuple[int, str, bytes]] = collections.deque()
@@ -119,14 +215,20 @@ def score_stream(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]],
         for sequence, score, image in zip(sequences.numpy().tolist(), scores.tolist(), seen):
             while in_flight[0][0] != sequence:  # TF dropped these: retry them with Pillow
                 _, key, data = in_flight.popleft()
-                yield scorer.score_one(key, data, max_pixels, with_images)
-            _, key, _ = in_flight.popleft()
-            yield Scored(key, score, image=image)
+                yield _fallback(scorer, key, data, max_pixels, with_images)
+            _, key, data = in_flight.popleft()
+            yield Scored(key, score, image=image, whole_score=score, data_for_tiles=data)
     while refused:
         yield refused.popleft()
     while in_flight:
         _, key, data = in_flight.popleft()
-        yield scorer.score_one(key, data, max_pixels, with_images)
+        yield _fallback(scorer, key, data, max_pixels, with_images)
+
+
+def _fallback(scorer: Scorer, key: str, data: bytes, max_pixels: int, with_images: bool) -> Scored:
+    scored = scorer.score_one(key, data, max_pixels, with_images)
+    return dataclasses.replace(scored, whole_score=scored.score, data_for_tiles=data if scored.score is not None
+                               else None)
 
 
 def read_files(paths: Iterable, root=None) -> Iterator[tuple[str, bytes | BadPicture]]:

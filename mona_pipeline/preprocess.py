@@ -3,29 +3,38 @@
     shard_bytes = encode_square(load_picture(data, name, limit).image, 144, "JPEG", quality=92)  # shards
     image = resize_for_model(tf.io.decode_jpeg(shard_bytes), 128)        # training (no augment) and validation
     image = decode_for_model(prepare(data, name, 128, limit), 128)       # evaluate and sort
+    boxes = tile_grid(width, height, TilingParams())                      # multi-scale: where to look closer
+    tiles = tiles_for_model(prepare(...), boxes, 128, finest=0.5)         # (n, 128, 128, 3), aspect kept
 
 The model sees a picture squashed whole to S x S (the paper's resize, aspect not kept),
 float32 in [0, 255], antialiased. Shards store it at a margin above S (for random crops)
 as JPEG; evaluate and sort decode the original bytes with TF (JPEGs at a reduced DCT
 scale when much larger than S) and fall back to Pillow for what TF cannot decode
 faithfully. `tests/test_preprocess.py` feeds one picture through every path and compares.
+
+Tiles (`tile_grid`, `tiles_for_model`) are squares cut from the picture at its own aspect
+and resized to S x S the same way: a figure a tenth of the picture's height is a fifth of a
+half-height tile, twice as many pixels as in the squashed whole.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from typing import Callable
 
 import tensorflow as tf
 from PIL import Image
 
+from mona_pipeline.config import TilingParams
 from mona_pipeline.images import load_picture, open_header
 
 TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP", "WEBP"}
 TF_MODES = {"RGB", "RGBA", "L", "LA", "P", "1"}
 EXIF_ORIENTATION = 0x0112
-# Pillow's fallback squashes to this many times the model input; TF then antialiases down to S.
-FALLBACK_MARGIN = 2
+# Pillow's fallback keeps the aspect and at most this many times the model input on the short side (enough
+# for tiles of a quarter of it); TF then antialiases down to S.
+FALLBACK_MARGIN = 4
 
 
 # ---------------------------------------------------------------- Pillow: shards and the fallback
@@ -44,13 +53,48 @@ def encode_square(image: Image.Image, side: int, image_format: str, **options) -
 
 
 def pillow_fallback(data: bytes, name: str, image_size: int, max_pixels: int) -> bytes:
-    """Decode with Pillow (every accepted format and mode, EXIF applied), squash, return BMP bytes TF reads.
+    """Decode with Pillow (every accepted format and mode, EXIF applied), shrink (aspect kept, short side at
+    most FALLBACK_MARGIN x image_size), return BMP bytes TF reads.
 
     Raises:
         BadPicture: the picture cannot be read (the message says why).
     """
-    picture = load_picture(data, name, max_pixels)
-    return encode_square(picture.image, FALLBACK_MARGIN * image_size, "BMP")
+    image = load_picture(data, name, max_pixels).image
+    scale = FALLBACK_MARGIN * image_size / min(image.size)
+    if scale < 1.0:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.BILINEAR, reducing_gap=2.0)
+    buffer = io.BytesIO()
+    image.save(buffer, "BMP")
+    return buffer.getvalue()
+
+
+def picture_size(prepared: bytes) -> tuple[int, int]:
+    """(width, height) of `prepare`d bytes, from the header alone."""
+    with Image.open(io.BytesIO(prepared)) as header:
+        return header.size
+
+
+def tile_grid(width: int, height: int, tiling: TilingParams) -> list[tuple[float, float, float, float]]:
+    """Overlapping square tiles covering the picture at each of `tiling.scales`, as (x0, y0, x1, y1) fractions
+    of its width and height; a scale whose tiles would be under `tiling.min_tile_side` pixels is skipped.
+
+    At scale 0.5 with overlap 0.25 a 1920 x 1080 wallpaper has 3 x 5 tiles of 540 pixels, a 1080 x 2400
+    phone screenshot 3 x 7.
+    """
+    boxes = []
+    for scale in tiling.scales:
+        side = scale * min(width, height)
+        if side < tiling.min_tile_side:
+            continue
+        step = side * (1.0 - tiling.overlap)
+        starts = []
+        for length in (width, height):
+            count = 1 if length <= side else math.ceil((length - side) / step - 1e-9) + 1
+            starts.append([(length - side) * i / max(1, count - 1) for i in range(count)])
+        boxes += [(x / width, y / height, (x + side) / width, (y + side) / height)
+                  for y in starts[1] for x in starts[0]]
+    return boxes
 
 
 def prepare(data: bytes, name: str, image_size: int, max_pixels: int) -> bytes:
@@ -74,20 +118,43 @@ def resize_for_model(image: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.image.resize(image, [image_size, image_size], antialias=True)
 
 
-def _decode_jpeg_scaled(data: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Decode a JPEG at 1/1, 1/2, 1/4 or 1/8 scale: the smallest that keeps 1.5x the model input."""
+def _decode_jpeg_scaled(data: tf.Tensor, keep_short_side: tf.Tensor) -> tf.Tensor:
+    """Decode a JPEG at 1/1, 1/2, 1/4 or 1/8 scale: the smallest that keeps `keep_short_side` pixels."""
     shape = tf.io.extract_jpeg_shape(data)
-    short_side = tf.minimum(shape[0], shape[1])
+    short_side = tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
 
     def decode(ratio: int) -> Callable[[], tf.Tensor]:
         return lambda: tf.io.decode_jpeg(data, channels=3, ratio=ratio, dct_method="INTEGER_FAST")
 
-    branches = [(short_side >= int(1.5 * image_size * ratio), decode(ratio)) for ratio in (8, 4, 2)]
+    branches = [(short_side >= keep_short_side * ratio, decode(ratio)) for ratio in (8, 4, 2)]
     return tf.case(branches, default=decode(1), exclusive=False)
 
 
 def decode_for_model(data: tf.Tensor, image_size: int) -> tf.Tensor:
     """Encoded bytes (from `prepare`) -> (image_size, image_size, 3) float32 in [0, 255]."""
+    return resize_for_model(decode_picture(data, 1.5 * image_size), image_size)
+
+
+def tiles_for_model(data: tf.Tensor, boxes: tf.Tensor, image_size: int, finest: float) -> tf.Tensor:
+    """Encoded bytes (from `prepare`) and (n, 4) tile boxes from `tile_grid` -> (n, S, S, 3) float32 in
+    [0, 255], each tile resized like the whole picture (`resize_for_model`). `finest`: the smallest scale,
+    so a JPEG is decoded at the reduced DCT scale that still keeps 1.5 S pixels on its smallest tile."""
+    image = decode_picture(data, tf.constant(1.5 * image_size / finest, tf.float32))
+    size = tf.cast(tf.shape(image)[:2], tf.float32)  # (height, width)
+
+    def tile(box: tf.Tensor) -> tf.Tensor:
+        top, left = tf.cast(box[1] * size[0], tf.int32), tf.cast(box[0] * size[1], tf.int32)
+        bottom = tf.maximum(top + 1, tf.cast(tf.round(box[3] * size[0]), tf.int32))
+        right = tf.maximum(left + 1, tf.cast(tf.round(box[2] * size[1]), tf.int32))
+        return resize_for_model(image[top:bottom, left:right], image_size)
+
+    return tf.map_fn(tile, boxes, fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32))
+
+
+def decode_picture(data: tf.Tensor, keep_short_side: float | tf.Tensor) -> tf.Tensor:
+    """Encoded bytes (from `prepare`) -> (H, W, 3) uint8; JPEGs at the smallest DCT scale that keeps
+    `keep_short_side` pixels on the short side (or whole)."""
+    keep_short_side = tf.cast(keep_short_side, tf.float32)
     magic = tf.strings.substr(data, 0, 4)
     is_jpeg = tf.strings.substr(magic, 0, 3) == b"\xff\xd8\xff"
     is_webp = tf.logical_and(magic == b"RIFF", tf.strings.substr(data, 8, 4) == b"WEBP")
@@ -100,9 +167,10 @@ def decode_for_model(data: tf.Tensor, image_size: int) -> tf.Tensor:
     def other() -> tf.Tensor:
         return tf.io.decode_image(data, channels=3, expand_animations=False)
 
-    image = tf.case([(is_jpeg, lambda: _decode_jpeg_scaled(data, image_size)), (is_webp, webp)], default=other)
+    image = tf.case([(is_jpeg, lambda: _decode_jpeg_scaled(data, keep_short_side)), (is_webp, webp)],
+                    default=other)
     image.set_shape([None, None, 3])
-    return resize_for_model(image, image_size)
+    return image
 
 
 def augment(image: tf.Tensor, image_size: int, seed: tf.Tensor, strong: bool = False) -> tf.Tensor:

@@ -35,3 +35,17 @@ def test_a_verdict_needs_every_seed_to_agree():
     assert compare._verdict("lookalike_false_alarms", {"values": [-3, -1]}) == "three-stage better on every seed"
     assert compare._verdict("ece", {"values": [0.01, 0.02]}) == "baseline better on every seed"
     assert compare._verdict("f1", {"values": [0.1, -0.02]}) == "within the seeds' spread"
+
+
+def test_the_pipelines_own_seed_is_evaluated_not_trained_again(tmp_path):
+    from mona_pipeline.models import MODEL_FILE
+    from tests.conftest import tiny_params
+
+    params = tiny_params(tmp_path)
+    models = {"three_stage": tmp_path / "target", "baseline": tmp_path / "baseline"}
+    assert compare.already_trained(params, params.train.seed, models) is None  # not trained yet
+    for folder in models.values():
+        folder.mkdir()
+        (folder / MODEL_FILE).write_bytes(b"weights")
+    assert compare.already_trained(params, params.train.seed, models) == models
+    assert compare.already_trained(params, params.train.seed + 1, models) is None  # another seed trains

@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +65,24 @@ def test_recall_is_reported_per_part_of_the_archive_and_held_out_together():
     report = evaluate.by_part_section({"m, test": result})
     assert any("in_distribution" in line and "33.3% (3)" in line for line in report)
     assert "| m | - | 100.0% | 33.3% | - |" in "\n".join(report)
+
+
+def test_recall_by_figure_size_with_and_without_tiles():
+    from mona_pipeline.config import TilingParams
+
+    truth = np.array([True, True, True, True, False, False])
+    heights = [0.1, 0.2, 0.4, 0.8, None, None]
+    labelled = evaluate.LabelledSet("test", [Path(f"p{i}") for i in range(6)], truth, ["target"] * 4 + ["other"] * 2,
+                                    target_heights=heights)
+    whole = np.array([0.1, 0.2, 0.97, 0.99, 0.01, 0.5])
+    tiles = np.array([0.96, 0.3, 0.5, 0.5, 0.02, 0.97])  # finds the first small figure; one false alarm
+    scores = evaluate.SetScores(whole, tiles, [None] * 6, 10.0)
+    effect = evaluate.tiling_effect(labelled, scores, TilingParams(mode="auto", auto_from=0.05), 0.95)
+    assert effect["off"]["by_size"]["small"]["recall"] == 0.0 and effect["auto"]["by_size"]["small"]["recall"] == 0.5
+    assert effect["off"]["by_size"]["large"]["recall"] == 1.0 and effect["off"]["false_alarms"] == 0
+    assert effect["auto"]["false_alarms"] == 1 and effect["auto"]["tiled_share"] == 3 / 6  # not p2, p3 (kept), p4
+    assert effect["always"]["tiled_share"] == 1.0
+    assert [row["auto_from"] for row in effect["auto_from_sweep"]] == list(evaluate.AUTO_FROM_SWEEP)
+    section = "\n".join(evaluate.tiling_section({"m, test": {"tiling": effect}}))
+    assert "recall small" in section and "| m, test | auto | 50% |" in section
+    assert evaluate.size_class(0.1) == "small" and evaluate.size_class(0.3) == "medium" and evaluate.size_class(0.5) == "large"

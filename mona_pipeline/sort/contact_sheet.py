@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from mona_pipeline.images import draw_box
 from mona_pipeline.sort.journal import Entry
 
 THUMBNAIL_SIDE = 160
@@ -32,6 +33,7 @@ class Sample:
     destination: str | None
     thumbnail: str  # file name under the thumbs folder
     size: tuple[int, int] | None = None  # the picture's real width and height
+    box: str | None = None  # the tile that gave the score (drawn on the thumbnail); None = the whole picture
 
 
 class ContactSheet:
@@ -59,9 +61,12 @@ class ContactSheet:
             return
         self.thumbs_dir.mkdir(parents=True, exist_ok=True)
         thumbnail = f"{entry.content_hash[:20]}.jpg"
-        pixels = np.clip(seen_image, 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(self.thumbs_dir / thumbnail, "JPEG", quality=85)
-        sample = Sample(entry.name, entry.source, entry.score or 0.0, entry.destination, thumbnail, size_of())
+        picture = Image.fromarray(np.clip(seen_image, 0, 255).astype(np.uint8))
+        if entry.box:  # the thumbnail is the whole picture squashed: the box's fractions map straight onto it
+            draw_box(picture, entry.box)
+        picture.save(self.thumbs_dir / thumbnail, "JPEG", quality=85)
+        sample = Sample(entry.name, entry.source, entry.score or 0.0, entry.destination, thumbnail, size_of(),
+                        entry.box)
         if slot < len(chosen):
             chosen[slot] = sample
         else:
@@ -118,7 +123,8 @@ def write_contact_sheet(path: Path, summary: dict, sheet: ContactSheet) -> Path:
         total = summary["this_session"].get(decision, 0)
         figures = "\n".join(
             f'<figure><img src="thumbs/{html.escape(s.thumbnail)}" alt="" style="{_shape(s.size)}">'
-            f'<figcaption><span class="score">{s.score:.3f}</span> {html.escape(s.name)}</figcaption></figure>'
+            f'<figcaption><span class="score">{s.score:.3f}</span> {html.escape(s.name)}'
+            f'{" <i>found in the outlined tile</i>" if s.box else ""}</figcaption></figure>'
             for s in samples)
         sections.append(f'<h2>{decision} ({len(samples)} shown of {total} in this session)</h2>'
                         f'<div class="grid {decision}">{figures}</div>')

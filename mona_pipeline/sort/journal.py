@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS entries (
     destination TEXT,
     error TEXT,
     status TEXT NOT NULL,          -- planned | done | undone | undo_failed | purged
-    time REAL NOT NULL
+    time REAL NOT NULL,
+    box TEXT                       -- where a tile found the character: "x0,y0,x1,y1" fractions; NULL = whole
 );
 CREATE INDEX IF NOT EXISTS entries_status ON entries (status);
 """
@@ -69,6 +70,7 @@ class Entry:
     error: str | None = None
     status: str = "planned"
     time: float = 0.0
+    box: str | None = None  # the tile that gave the score ("x0,y0,x1,y1", fractions); None = the whole picture
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Entry":
@@ -97,6 +99,9 @@ class Journal:
         # A run that touches no files (action none) only needs to survive a killed process: NORMAL.
         self.connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.connection.executescript(SCHEMA)
+        columns = {row["name"] for row in self.connection.execute("PRAGMA table_info(entries)")}
+        if "box" not in columns:  # a journal written before tiling: resumable and undoable all the same
+            self.connection.execute("ALTER TABLE entries ADD COLUMN box TEXT")
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -135,11 +140,12 @@ class Journal:
         """Write entries as planned, in one transaction, before their file operations happen."""
         now = time.time()
         rows = [tuple(map(to_column, (e.item_id, e.source, e.name, e.content_hash, e.bytes, e.score, e.decision,
-                                      e.action, e.destination, e.error, e.status, now))) for e in entries]
+                                      e.action, e.destination, e.error, e.status, now, e.box))) for e in entries]
         with self.connection:
             self.connection.executemany(
                 "INSERT OR REPLACE INTO entries (item_id, source, name, content_hash, bytes, score, decision, "
-                "action, destination, error, status, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "action, destination, error, status, time, box) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows)
 
     @_locked
     def mark(self, item_ids: Iterable[str], status: str, errors: dict[str, str] | None = None) -> None:

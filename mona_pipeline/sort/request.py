@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, TypeAdapte
     model_serializer
 from pydantic.fields import FieldInfo
 
-from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams
+from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams, TilingParams
 
 
 class SortRequest(SortParams):
@@ -33,6 +33,12 @@ class SortRequest(SortParams):
     run: str | None = Field(None, description="run name; the same name resumes that run; empty = from the source")
     max_image_pixels: int = Field(MAX_IMAGE_PIXELS, gt=0,
                                   description="larger pictures are refused as decompression bombs")
+    tiles: TilingParams = Field(TilingParams(), description="params.yaml's tiling section (its grid and rule)")
+
+    @property
+    def tiling_params(self) -> TilingParams:
+        """The tiling this sort uses: params.yaml's tiling section, its mode replaced by `tiling` if given."""
+        return self.tiles.model_copy(update={"mode": self.tiling}) if self.tiling else self.tiles
 
     def run_name(self, settings: str = "") -> str:
         """The given name, or one derived from source, action and `settings` (what else decides: the
@@ -51,6 +57,7 @@ class SortRequest(SortParams):
 
 
 RUN_FIELDS = ("source", "out")  # what every request names; the rest has defaults in params.yaml or here
+NOT_OVERRIDDEN = (*RUN_FIELDS, "tiles")  # the tiling grid is the project's: a run chooses only the mode
 
 
 def _form_schema(field: FieldInfo) -> dict:
@@ -88,7 +95,7 @@ class _Overrides(BaseModel):
 SortOverrides = create_model(
     "SortOverrides", __base__=_Overrides, __module__=__name__,
     __doc__="Settings that replace params.yaml's `sort` section for one run; empty = the file's value.",
-    **_optional_fields(SortRequest, RUN_FIELDS))
+    **_optional_fields(SortRequest, NOT_OVERRIDDEN))
 
 
 def overrides_from(values) -> BaseModel:
@@ -109,7 +116,8 @@ def build_request(params: Params | None, source: str, out: Path,
     """
     settings = {}
     if params is not None:
-        settings = params.sort.model_dump() | {"max_image_pixels": params.data.max_image_pixels}
+        settings = params.sort.model_dump() | {"max_image_pixels": params.data.max_image_pixels,
+                                               "tiles": params.tiling}
     if isinstance(overrides, BaseModel):
         overrides = overrides.model_dump()
     settings |= {key: value for key, value in (overrides or {}).items() if value is not None}

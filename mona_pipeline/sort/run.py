@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Iterator
 from PIL import Image
 
 from mona_pipeline.images import content_hash
-from mona_pipeline.inference import Scored, Scorer, score_stream
+from mona_pipeline.inference import Scored, Scorer, box_text, score_stream
 from mona_pipeline.models import METADATA_FILE, MODEL_FILE, load_trained
 from mona_pipeline.sort import files, recovery
 from mona_pipeline.sort.contact_sheet import ContactSheet, write_contact_sheet
@@ -60,6 +60,7 @@ class Tally:
     action_failures: int = 0
     problems: list[str] = field(default_factory=list)  # what stopped reading or scoring early
     samples: dict = field(default_factory=dict)  # the contact-sheet samples of this call
+    found_in_tiles: list[dict] = field(default_factory=list)  # kept/review pictures a tile decided, with the box
 
     @classmethod
     def merged(cls, tallies: Iterable["Tally"]) -> "Tally":
@@ -72,6 +73,7 @@ class Tally:
             total.errors += tally.errors
             total.action_failures += tally.action_failures
             total.problems += tally.problems
+            total.found_in_tiles += tally.found_in_tiles
         return total
 
 
@@ -151,9 +153,12 @@ class SortRun:
             raise ValueError(f"review_from ({request.review_from}) must be below the confidence ({self.confidence})")
         if request.out.exists() and not request.out.is_dir():
             raise ValueError(f"output folder {request.out} is a file; give a folder (or a new name) for --out")
+        self.tiling = request.tiling_params
         settings = {"source": request.source if "://" in request.source else str(Path(request.source).resolve()),
                     "action": request.action, "confidence": str(self.confidence),
                     "review_from": str(request.review_from), "model_fingerprint": model_fingerprint(request.model)}
+        if self.tiling.mode != "off":  # tiles change decisions: another tiling is another run
+            settings["tiling"] = self.tiling.model_dump_json()
         self.run_dir = request.run_dir("|".join(settings.values()))
         self.journal = Journal(self.run_dir / JOURNAL_NAME, durable=request.action != "none")
         try:
@@ -207,7 +212,7 @@ class SortRun:
 
         batch: list[tuple[_Read, Scored]] = []
         for scored in score_stream(self.scorer, feed(), self.request.batch_size, self.request.max_image_pixels,
-                                   with_images=True):
+                                   with_images=True, tiling=self.tiling, decisive=self.confidence):
             batch.append((reads.pop(scored.key), scored))
             if len(batch) >= self.request.batch_size:
                 self._commit(batch, tally, sheet)
@@ -270,7 +275,7 @@ class SortRun:
         return Entry(read.item.item_id, read.item.source, read.item.name, read.content_hash,
                      len(read.data) if read.data is not None else None, scored.score, decision, operation,
                      str(destination) if destination else None, scored.error,
-                     status="planned" if operation != "none" else "done")
+                     status="planned" if operation != "none" else "done", box=box_text(scored.box))
 
     def _commit(self, batch: list[tuple[_Read, Scored]], tally: Tally, sheet: ContactSheet) -> None:
         """Journal the batch as planned, do its file operations, journal them done (or failed).
@@ -289,6 +294,9 @@ class SortRun:
                     tally.errors.append((entry.source, entry.error))
                 if entry.decision != "unreadable":
                     self._offer(sheet, entry, scored, read)
+                if entry.box and entry.decision in ("keep", "review"):
+                    tally.found_in_tiles.append({"source": entry.source, "decision": entry.decision,
+                                                 "score": round(entry.score, 4), "box": entry.box})
                 if entry.action == "none":
                     continue
                 try:
@@ -341,6 +349,10 @@ class SortRun:
             "seconds": round(seconds, 2), "pictures_per_second": round(processed / seconds, 2) if seconds else None,
             "kept_dir": str(request.out / "keep"), "journal": str(self.journal.path),
             "report": str(self.run_dir / REPORT_NAME), "errors": tally.errors[:200],
+            "tiling": self.tiling.model_dump(),
+            # kept or review pictures a tile decided, and where ("x0,y0,x1,y1", fractions of width and height);
+            # the journal's box column has every picture's
+            "found_in_tiles": len(tally.found_in_tiles), "found_in_tiles_sample": tally.found_in_tiles[:500],
         }
         try:
             (self.run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))

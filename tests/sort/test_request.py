@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mona_pipeline.config import MAX_IMAGE_PIXELS, SortParams
+from mona_pipeline.config import MAX_IMAGE_PIXELS, SortParams, TilingParams
 from mona_pipeline.sort import SortOverrides, SortRequest, build_request, overrides_from
 from tests.conftest import tiny_params
 
@@ -23,13 +23,23 @@ def test_params_file_values_apply_and_overrides_win(tmp_path):
 
 def test_without_a_params_file_the_built_in_defaults_apply():
     request = build_request(None, "inbox", Path("out"))
-    assert request.model_dump(exclude={"source", "out", "model", "run", "max_image_pixels"}) == \
+    assert request.model_dump(exclude={"source", "out", "model", "run", "max_image_pixels", "tiles"}) == \
         SortParams().model_dump()
-    assert request.max_image_pixels == MAX_IMAGE_PIXELS
+    assert request.max_image_pixels == MAX_IMAGE_PIXELS and request.tiling_params == TilingParams()
+
+
+def test_the_tiling_grid_comes_from_params_and_a_run_chooses_only_the_mode(tmp_path):
+    params = tiny_params(tmp_path)
+    params = params.model_copy(update={"tiling": TilingParams(scales=[0.4], auto_from=0.02)})
+    request = build_request(params, "inbox", Path("out"))
+    assert request.tiling_params == params.tiling  # mode auto, the file's grid and rule
+    request = build_request(params, "inbox", Path("out"), SortOverrides(tiling="off"))
+    assert request.tiling_params.mode == "off" and request.tiling_params.scales == [0.4]
+    assert "tiles" not in SortOverrides.model_fields  # the grid is the project's, not a run form's box
 
 
 def test_overrides_are_every_request_setting_and_optional():
-    assert set(SortOverrides.model_fields) == set(SortRequest.model_fields) - {"source", "out"}
+    assert set(SortOverrides.model_fields) == set(SortRequest.model_fields) - {"source", "out", "tiles"}
     assert SortOverrides().model_dump() == dict.fromkeys(SortOverrides.model_fields)
     assert SortOverrides.model_fields["action"].description == SortParams.model_fields["action"].description
 

@@ -1,0 +1,140 @@
+"""Multi-scale scoring: the tile grid, the auto rule, a small figure found (and where) by evaluate and sort alike."""
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mona_pipeline.config import TilingParams
+from mona_pipeline.inference import Scorer, score_stream
+from mona_pipeline.models import load_trained
+from mona_pipeline.preprocess import tile_grid
+
+
+def test_tiles_are_squares_at_the_pictures_aspect_covering_it_with_overlap():
+    tiling = TilingParams(scales=[0.5], overlap=0.25)
+    boxes = tile_grid(1920, 1080, tiling)
+    assert len(boxes) == 5 * 3  # 540-pixel tiles, 405 apart: 5 across a wallpaper, 3 down
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+        assert (x1 - x0) * 1920 == pytest.approx(540) and (y1 - y0) * 1080 == pytest.approx(540)
+    assert {b[0] for b in boxes} >= {0.0} and max(b[2] for b in boxes) == pytest.approx(1.0)  # edge to edge
+    assert max(b[3] for b in boxes) == pytest.approx(1.0)
+    phone = tile_grid(1080, 2400, tiling)
+    assert len(phone) == 3 * 6 and all((b[2] - b[0]) * 1080 == pytest.approx(540) for b in phone)
+    assert len(tile_grid(1920, 1080, TilingParams(scales=[0.5, 0.33]))) > len(boxes)  # a finer scale adds tiles
+
+
+def test_small_pictures_skip_the_scales_whose_tiles_would_be_too_small():
+    tiling = TilingParams(scales=[0.5, 0.25], min_tile_side=96)
+    assert tile_grid(150, 120, tiling) == []  # 60-pixel tiles: the whole picture is all there is
+    only_coarse = tile_grid(400, 300, tiling)  # 150-pixel tiles yes, 75-pixel ones no
+    assert only_coarse and all((b[2] - b[0]) * 400 == pytest.approx(150) for b in only_coarse)
+
+
+def test_the_auto_rule_tiles_only_undecided_pictures():
+    auto = TilingParams(mode="auto", auto_from=0.05)
+    assert auto.needs_tiles(0.5, decisive=0.95) and auto.needs_tiles(0.05, decisive=0.95)
+    assert not auto.needs_tiles(0.97, decisive=0.95)  # a keep already: tiles cannot change it
+    assert not auto.needs_tiles(0.01, decisive=0.95)  # decisively not the target
+    assert TilingParams(mode="always").needs_tiles(0.99, 0.95) and not TilingParams(mode="off").needs_tiles(0.5, 0.95)
+
+
+def test_bad_tiling_params_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="fraction of the short side"):
+        TilingParams(scales=[1.5])
+    with pytest.raises(ValueError):
+        TilingParams(mode="sometimes")
+
+
+def scene(size=(400, 300), square=(300, 60, 64), fmt="PNG") -> bytes:
+    """A grey picture with one small red square (x, y, side): the colour model's 'character'."""
+    image = Image.new("RGB", size, (128, 128, 128))
+    x, y, side = square
+    image.paste((230, 10, 10), (x, y, x + side, y + side))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_a_small_figure_is_found_by_its_tile_and_the_box_says_where(colour_model):
+    scorer = Scorer(load_trained(colour_model))
+    threshold = scorer.trained.metadata.threshold  # 0.9
+    items = [("small", scene()), ("jpeg", scene(fmt="JPEG")), ("plain", scene(square=(0, 0, 1))),
+             ("tiny", scene(size=(150, 100), square=(100, 20, 24))), ("broken", b"not a picture")]
+    off = {r.key: r for r in score_stream(scorer, items, 2)}
+    auto = {r.key: r for r in score_stream(scorer, items, 2, tiling=TilingParams(), decisive=threshold)}
+    assert off["small"].score < threshold <= auto["small"].score  # missed whole, found in a tile
+    assert auto["small"].whole_score == pytest.approx(off["small"].score, abs=1e-6)
+    x0, y0, x1, y1 = auto["small"].box
+    assert x0 * 400 <= 300 and x1 * 400 >= 364 and y0 * 300 <= 60 and y1 * 300 >= 124  # it holds the square
+    assert auto["jpeg"].score >= threshold and auto["jpeg"].box is not None
+    assert auto["plain"].tiles > 0 and auto["plain"].score < threshold  # looked at, nothing found: still a drop
+    assert auto["tiny"].tiles == 0 and auto["tiny"].score == pytest.approx(off["tiny"].score)  # too small to tile
+    assert auto["broken"].score is None and "not a picture" in auto["broken"].error
+    assert sorted(auto) == sorted(key for key, _ in items)
+
+
+def test_evaluate_pools_tiles_exactly_as_the_sort_scores_them(colour_model, tmp_path):
+    """evaluate scores every tile once and derives each mode; auto must equal score_stream's auto."""
+    from mona_pipeline.evaluate import LabelledSet, score_set
+
+    scorer = Scorer(load_trained(colour_model))
+    threshold = scorer.trained.metadata.threshold
+    paths = []
+    for index, square in enumerate([(300, 60, 64), (0, 0, 1), (100, 100, 200), (20, 200, 40), (200, 10, 90)]):
+        path = tmp_path / f"p{index}.png"
+        path.write_bytes(scene(square=square))
+        paths.append(path)
+    labelled = LabelledSet("test", paths, np.array([True] * 5), ["target"] * 5)
+    tiling = TilingParams(mode="auto", auto_from=0.6)
+    scores = score_set(scorer, labelled, 2, 10**8, tiling)
+    streamed = {r.key: r.score for r in score_stream(scorer, [(str(p), p.read_bytes()) for p in paths], 2,
+                                                     tiling=tiling, decisive=threshold)}
+    np.testing.assert_allclose(scores.pooled(tiling, threshold), [streamed[str(p)] for p in paths], atol=1e-5)
+    np.testing.assert_allclose(scores.pooled(tiling.model_copy(update={"mode": "off"}), threshold), scores.whole)
+    assert 0 < scores.tiled_share(tiling, threshold) < 1  # the 0.6 floor leaves some pictures untiled
+
+
+def test_a_sort_keeps_the_small_figure_and_records_its_box(colour_model, tmp_path):
+    from mona_pipeline.sort import build_request, sort_source
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "small.png").write_bytes(scene())
+    (inbox / "empty.png").write_bytes(scene(square=(0, 0, 1)))
+    request = build_request(None, str(inbox), tmp_path / "out", {"model": colour_model, "action": "copy"})
+    summary = sort_source(request)
+    assert summary["counts"]["keep"] == 1 and (tmp_path / "out" / "keep" / "small.png").is_file()
+    assert summary["tiling"]["mode"] == "auto" and summary["found_in_tiles"] == 1
+    (found,) = summary["found_in_tiles_sample"]
+    assert found["source"].endswith("small.png") and len(found["box"].split(",")) == 4
+    with sqlite3.connect(summary["journal"]) as journal:
+        boxes = dict(journal.execute("SELECT name, box FROM entries"))
+    assert boxes["small.png"] == found["box"]  # every picture's box is journaled (a drop's too: its best tile)
+    assert "found in the outlined tile" in Path(summary["report"]).read_text()
+    off = sort_source(build_request(None, str(inbox), tmp_path / "out-off",
+                                    {"model": colour_model, "action": "copy", "tiling": "off"}))
+    assert off["counts"]["keep"] == 0 and off["found_in_tiles"] == 0  # whole pictures alone miss it
+
+
+def test_a_journal_from_before_tiling_opens_and_gains_the_box_column(tmp_path):
+    from mona_pipeline.sort.journal import Journal
+
+    path = tmp_path / "journal.sqlite"
+    with sqlite3.connect(path) as old:
+        old.executescript("""
+            CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE entries (item_id TEXT PRIMARY KEY, source TEXT NOT NULL, name TEXT NOT NULL,
+                content_hash TEXT, bytes INTEGER, score REAL, decision TEXT NOT NULL, action TEXT NOT NULL,
+                destination TEXT, error TEXT, status TEXT NOT NULL, time REAL NOT NULL);
+            INSERT INTO entries VALUES ('a.jpg', '/in/a.jpg', 'a.jpg', 'h', 3, 0.99, 'keep', 'copy', '/out/a.jpg',
+                                        NULL, 'done', 1.0);""")
+    with Journal(path) as journal:
+        (entry,) = journal.entries()
+        assert entry.name == "a.jpg" and entry.status == "done" and entry.box is None
+    assert json.dumps(entry.__dict__)  # plain values
