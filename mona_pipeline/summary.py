@@ -47,4 +47,7 @@ def demo_summary(reports_dir: Path, sort_run: Path | None = None, model_name: st
                   f"Kept pictures: {summary['kept_dir']}\nContact sheet: {summary['report']}\n"
                   f"Journal: {summary['journal']}",
                   f"Sort and evaluate agree on {same} of {total} pictures at P = {summary['confidence']}."]
+        if summary.get("tiling", {}).get("mode", "off") != "off":
+            lines.append(f"Tiling {summary['tiling']['mode']}: {summary['found_in_tiles']} kept or review pictures "
+                         f"were found in a tile (outlined in the contact sheet; boxes in the journal and summary.json).")
     return "\n".join(lines)
