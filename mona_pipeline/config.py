@@ -180,13 +180,16 @@ class TilingParams(Section):
     mode: TilingMode = Field("auto", description=(
         "off: the whole picture only; always: every picture's tiles too; auto: tiles only for pictures whose "
         "whole-picture score is below the decision threshold and at least auto_from"))
-    scales: list[float] = Field([0.5], min_length=1, description=(
+    scales: list[float] = Field([0.5, 0.33], min_length=1, description=(
         "tile side as a fraction of the picture's short side, one entry per scale (e.g. [0.5, 0.33])"))
     overlap: float = Field(0.25, ge=0.0, le=0.75, description="share of a tile's side its neighbour overlaps")
-    min_tile_side: int = Field(96, ge=8, description=(
+    min_tile_side: int = Field(64, ge=8, description=(
         "a scale is skipped for pictures whose tiles would be smaller than this many pixels (small pictures)"))
     auto_from: float = Field(0.0, ge=0.0, lt=1.0, description=(
         "auto: whole-picture scores below this skip the tiles (decisively not the target)"))
+    tile_temperature: float = Field(1.5, ge=1.0, description=(
+        "tile scores are sigmoid(logit(s) / T) before the best is taken: a picture has dozens of tiles, so "
+        "dozens of chances for a false alarm; at 1.5 a tile needs 0.988 to reach a whole picture's 0.95"))
 
     @field_validator("scales")
     @classmethod

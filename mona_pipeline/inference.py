@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from mona_pipeline.config import MAX_IMAGE_PIXELS, TilingParams
 from mona_pipeline.images import BadPicture
+from mona_pipeline.metrics import temper
 from mona_pipeline.models import TrainedModel
 from mona_pipeline.preprocess import decode_for_model, picture_size, pillow_fallback, prepare, tile_grid, \
     tiles_for_model
@@ -164,7 +165,10 @@ class _Tiler:
         dataset = dataset.ignore_errors().unbatch().batch(self.batch_size).prefetch(2)
         best: dict[int, tuple[float, np.ndarray, int]] = {}
         for indices, boxes, images in dataset:
-            for index, box, score in zip(indices.numpy().tolist(), boxes.numpy(), self.scorer(images).numpy()):
+            scores = self.scorer(images).numpy()
+            if self.tiling.tile_temperature != 1.0:
+                scores = temper(scores.astype(np.float64), self.tiling.tile_temperature)
+            for index, box, score in zip(indices.numpy().tolist(), boxes.numpy(), scores):
                 score_so_far, box_so_far, count = best.get(index, (-1.0, box, 0))
                 best[index] = (score, box, count + 1) if score > score_so_far else (score_so_far, box_so_far,
                                                                                     count + 1)

@@ -138,8 +138,8 @@ def decode_for_model(data: tf.Tensor, image_size: int) -> tf.Tensor:
 def tiles_for_model(data: tf.Tensor, boxes: tf.Tensor, image_size: int, finest: float) -> tf.Tensor:
     """Encoded bytes (from `prepare`) and (n, 4) tile boxes from `tile_grid` -> (n, S, S, 3) float32 in
     [0, 255], each tile resized like the whole picture (`resize_for_model`). `finest`: the smallest scale,
-    so a JPEG is decoded at the reduced DCT scale that still keeps 1.5 S pixels on its smallest tile."""
-    image = decode_picture(data, tf.constant(1.5 * image_size / finest, tf.float32))
+    so a JPEG is decoded at the reduced DCT scale that still keeps S pixels on its smallest tile."""
+    image = decode_picture(data, tf.constant(image_size / finest, tf.float32))
     size = tf.cast(tf.shape(image)[:2], tf.float32)  # (height, width)
 
     def tile(box: tf.Tensor) -> tf.Tensor:

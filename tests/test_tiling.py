@@ -71,7 +71,10 @@ def test_a_small_figure_is_found_by_its_tile_and_the_box_says_where(colour_model
     assert off["small"].score < threshold <= auto["small"].score  # missed whole, found in a tile
     assert auto["small"].whole_score == pytest.approx(off["small"].score, abs=1e-6)
     x0, y0, x1, y1 = auto["small"].box
-    assert x0 * 400 <= 300 and x1 * 400 >= 364 and y0 * 300 <= 60 and y1 * 300 >= 124  # it holds the square
+    across = min(x1 * 400, 364) - max(x0 * 400, 300)
+    down = min(y1 * 300, 124) - max(y0 * 300, 60)
+    assert across > 0 and down > 0 and across * down >= 0.5 * 64 * 64  # it holds (most of) the square
+    assert (x1 - x0) * 400 < 400 / 2  # a tile, not the whole picture
     assert auto["jpeg"].score >= threshold and auto["jpeg"].box is not None
     assert auto["plain"].tiles > 0 and auto["plain"].score < threshold  # looked at, nothing found: still a drop
     assert auto["tiny"].tiles == 0 and auto["tiny"].score == pytest.approx(off["tiny"].score)  # too small to tile
@@ -138,3 +141,14 @@ def test_a_journal_from_before_tiling_opens_and_gains_the_box_column(tmp_path):
         (entry,) = journal.entries()
         assert entry.name == "a.jpg" and entry.status == "done" and entry.box is None
     assert json.dumps(entry.__dict__)  # plain values
+
+
+def test_tile_scores_are_softened_by_the_tile_temperature(colour_model):
+    from mona_pipeline.metrics import temper
+
+    scorer = Scorer(load_trained(colour_model))
+    items = [("small", scene())]
+    (plain,) = score_stream(scorer, items, 2, tiling=TilingParams(tile_temperature=1.0), decisive=0.9)
+    (soft,) = score_stream(scorer, items, 2, tiling=TilingParams(tile_temperature=3.0), decisive=0.9)
+    assert soft.tile_score == pytest.approx(float(temper(np.array([plain.tile_score]), 3.0)[0]), abs=1e-5)
+    assert plain.score >= 0.9 > soft.score  # a tile that barely passed no longer outvotes the whole picture
