@@ -300,7 +300,7 @@ def render_worst(labelled: LabelledSet, scores: np.ndarray, threshold: float, pa
 
     from PIL import Image, ImageDraw
 
-    from mona_pipeline.images import draw_box
+    from mona_pipeline.drawing import draw_box
 
     readable = ~np.isnan(scores)
     missed = [i for i in np.argsort(np.where(readable, scores, np.inf)) if labelled.truth[i] and scores[i] < threshold]

@@ -141,16 +141,3 @@ def load_picture(data: bytes, name: str, max_pixels: int) -> Picture:
         raise BadPicture(f"{_damage(error)}: {error}") from None
     extension = Path(name).suffix.lower()
     return Picture(rgb, real_format, source_mode, extension in FORMAT_EXTENSIONS[real_format])
-
-
-def draw_box(image: Image.Image, box: str | tuple[float, ...]) -> Image.Image:
-    """Outline a tile box ("x0,y0,x1,y1" or a tuple, fractions of the picture's width and height) on
-    `image`, in place: where a multi-scale score found the character."""
-    from PIL import ImageDraw
-
-    x0, y0, x1, y1 = (float(v) for v in (box.split(",") if isinstance(box, str) else box))
-    width, height = image.size
-    line = max(2, round(min(width, height) / 60))
-    ImageDraw.Draw(image).rectangle([x0 * width, y0 * height, x1 * width - 1, y1 * height - 1],
-                                    outline=(255, 0, 255), width=line)
-    return image

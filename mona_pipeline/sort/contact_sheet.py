@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from mona_pipeline.images import draw_box
+from mona_pipeline.drawing import draw_box
 from mona_pipeline.sort.journal import Entry
 
 THUMBNAIL_SIDE = 160
