@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: the machine, peak memory, results files, realistic archives."""
+"""Shared pieces of the benchmarks: interleaved A/B comparisons, the machine, peak memory, results files,
+realistic archives."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import os
 import platform
 import random
 import resource
+import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
+MIN_PAIRS = 5  # fewer pairs give no spread worth the name (issue 10, item 6)
 
 
 def cpu_model() -> str:
@@ -21,6 +25,74 @@ def cpu_model() -> str:
                     if line.startswith("model name"))
     except (OSError, StopIteration):
         return "unknown"
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages: how busy the machine was around a measurement."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def summarize_pairs(a_values: list[float], b_values: list[float]) -> dict:
+    """The ratio a/b of each pair of repetitions, and their median, min and max.
+
+    Ratios are taken within a pair (two repetitions run back to back), never between medians, so a load
+    change that slows both sides of a pair alike cancels out.
+    """
+    assert len(a_values) == len(b_values) and a_values, "one value of each side per pair"
+    ratios = [a / b for a, b in zip(a_values, b_values)]
+    return {"ratios": [round(r, 4) for r in ratios], "median": round(statistics.median(ratios), 4),
+            "min": round(min(ratios), 4), "max": round(max(ratios), 4)}
+
+
+def compare_interleaved(measure_a: Callable[[], float], measure_b: Callable[[], float], *, a: str, b: str,
+                        unit: str, pairs: int = MIN_PAIRS, warmup: int = 1) -> dict:
+    """Measure two things alternately and report the ratio a/b as the median of pair ratios, with min and max.
+
+    One pass of each on a shared machine is not a measurement: background work moved single-pass rates by
+    half between two runs. Here each side first runs `warmup` times (not recorded: file cache, TF tracing),
+    then `pairs` pairs run in alternating order, A B, B A, A B, ..., so a load that drifts over the run
+    favours neither side.
+
+    Args:
+        measure_a, measure_b: one repetition each, returning its value in `unit` (a rate such as
+            pictures/s, or a quantity such as seconds or MB; the ratio is a/b either way).
+        a, b: the sides' names, as they appear in the result.
+        pairs: how many A/B pairs; at least `MIN_PAIRS`.
+    Returns:
+        {"a", "b", "unit", "pairs", "warmup", "orders" (per pair "ab" or "ba"), "values" (name -> value per
+        pair), "medians" (name -> median value), "ratio" (`summarize_pairs`), "cpu", "load_start",
+        "load_end", "seconds"}.
+    Raises:
+        ValueError: fewer than `MIN_PAIRS` pairs, or a negative warm-up.
+    """
+    if pairs < MIN_PAIRS:
+        raise ValueError(f"pairs must be at least {MIN_PAIRS} to give a median and a spread, got {pairs}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be 0 or more repetitions of each side, got {warmup}")
+    load_start, start = load_average(), time.perf_counter()
+    for _ in range(warmup):
+        measure_a()
+        measure_b()
+    values: dict[str, list[float]] = {a: [], b: []}
+    orders = []
+    for pair in range(pairs):
+        order = "ab" if pair % 2 == 0 else "ba"
+        for side in order:
+            name, measure = (a, measure_a) if side == "a" else (b, measure_b)
+            values[name].append(float(measure()))
+        orders.append(order)
+    return {"a": a, "b": b, "unit": unit, "pairs": pairs, "warmup": warmup, "orders": orders,
+            "values": {name: [round(v, 4) for v in side] for name, side in values.items()},
+            "medians": {name: round(statistics.median(side), 4) for name, side in values.items()},
+            "ratio": summarize_pairs(values[a], values[b]), "cpu": cpu_model(),
+            "load_start": load_start, "load_end": load_average(), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def ratio_text(comparison: dict, digits: int = 2) -> str:
+    """A comparison's ratio for tables: "median (min-max), n pairs"."""
+    ratio = comparison["ratio"]
+    return (f"{ratio['median']:.{digits}f} ({ratio['min']:.{digits}f}-{ratio['max']:.{digits}f}), "
+            f"{comparison['pairs']} pairs")
 
 
 def machine() -> dict:
@@ -35,10 +107,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def write_result(name: str, result: dict) -> Path:
+def write_result(name: str, result: dict, load_start: list[float] | None = None) -> Path:
+    """bench/results/NAME.json: the result, when (UTC), the machine, and the load average at start and end."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    result = {"benchmark": name, "when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), **result}
+    result = {"benchmark": name, "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+              "machine": machine(), "load_start": load_start, "load_end": load_average(), **result}
     path.write_text(json.dumps(result, indent=2))
     return path
 

@@ -1,10 +1,16 @@
-"""Sort throughput on realistic pictures, three ways in one run.
+"""Sort throughput on realistic pictures (full-HD wallpapers), as three interleaved comparisons in one run.
 
-    python -m bench.sort_throughput [--pictures 300] [--model models/target]
+    python -m bench.sort_throughput [--pictures 300] [--model models/target] [--pairs 5]
 
-- decode_only_img_s: the sort's own reading and decoding pipeline, no model (the ceiling here);
-- sort_img_s: the full `mona sort` (action none: read, hash, decode, score, decide, journal);
-- paper_loop_img_s: the paper's way: open one picture, resize, model.predict on it alone, repeat.
+- sort (tiling off) vs decode-only: the sort's own reading and decoding pipeline, no model (the ceiling);
+- sort (tiling auto) vs sort (tiling off): what multi-scale scoring costs (target: >= 0.6);
+- sort (tiling off) vs the paper's loop: open one picture, resize, model.predict on it alone, repeat (on
+  fewer pictures: it is slow, and rates are per picture).
+
+Each comparison warms both sides up, then runs A/B pairs in alternating order (`common.compare_interleaved`).
+The sort is `SortRun` with action none (read, hash, decode, score, tile, decide, journal), one fresh run per
+repetition, the model loaded once. Its settings, the tiling grid and rule included, are params.yaml's
+(`--params`) when that file is there, else the built-in defaults; the result records them.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import make_archive, peak_rss_mb, write_result
+from bench.common import compare_interleaved, load_average, make_archive, peak_rss_mb, ratio_text, write_result
 
 
 def decode_only(paths: list[Path], image_size: int, batch_size: int) -> float:
@@ -41,11 +47,10 @@ def decode_only(paths: list[Path], image_size: int, batch_size: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def paper_loop(paths: list[Path], model, image_size: int) -> tuple[float, list[float]]:
-    """The paper's loop: PIL open, resize, predict one picture at a time."""
+def paper_loop(paths: list[Path], model, image_size: int, latencies: list[float]) -> float:
+    """The paper's loop: PIL open, resize, predict one picture at a time; appends each picture's latency."""
     from PIL import Image
 
-    latencies = []
     start = time.perf_counter()
     for path in paths:
         begin = time.perf_counter()
@@ -53,7 +58,56 @@ def paper_loop(paths: list[Path], model, image_size: int) -> tuple[float, list[f
             array = np.asarray(image.convert("RGB").resize((image_size, image_size)), np.float32)
         model.predict(array[None], verbose=0)
         latencies.append(time.perf_counter() - begin)
-    return len(paths) / (time.perf_counter() - start), latencies
+    return len(paths) / (time.perf_counter() - start)
+
+
+class SortBench:
+    """Fresh `SortRun`s (action none) of one listing with one loaded model, one per repetition.
+
+    Each repetition writes to its own folder, so none resumes another's journal."""
+
+    def __init__(self, params, listing: Path, out: Path, model: Path, batch_size: int):
+        from mona_pipeline.inference import Scorer
+        from mona_pipeline.models import load_trained
+
+        self.params, self.listing, self.out, self.model, self.batch_size = params, listing, out, model, batch_size
+        self.scorer = Scorer(load_trained(model))
+        self.runs = 0
+        self.last_summary: dict[str, dict] = {}
+
+    def request(self, tiling: str):
+        from mona_pipeline.sort import build_request
+
+        self.runs += 1
+        return build_request(self.params, str(self.listing), self.out / f"run{self.runs:03d}", {
+            "model": self.model, "action": "none", "batch_size": self.batch_size, "tiling": tiling,
+            "run": "bench"})
+
+    def rate(self, tiling: str) -> float:
+        """Pictures/s of one sort with this tiling mode (off | auto | always), start-up excluded."""
+        from mona_pipeline.sort import SortRun
+
+        with SortRun(self.request(tiling), scorer=self.scorer) as run:
+            start = time.perf_counter()
+            summary = run.finish(run.process(run.source.items()), 0.0)  # the same steps as `mona sort`
+            seconds = time.perf_counter() - start
+        self.last_summary[tiling] = summary
+        return summary["pictures"] / seconds
+
+    def tiled(self, paths: list[Path], tiling: str) -> dict:
+        """How many pictures this tiling mode sends on to their tiles, and how many tiles it scores: one
+        untimed pass of `score_stream` with the sort's own tiling and decision threshold."""
+        from mona_pipeline.inference import read_files, score_stream
+        from mona_pipeline.sort import SortRun
+
+        with SortRun(self.request(tiling), scorer=self.scorer) as run:
+            grid, decisive = run.tiling, run.confidence
+        results = list(score_stream(self.scorer, read_files(paths), self.batch_size, tiling=grid,
+                                    decisive=decisive))
+        return {"pictures": len(results), "pictures_tiled": sum(r.tiles > 0 for r in results),
+                "tiles_scored": sum(r.tiles for r in results),
+                "score_from_a_tile": sum(r.box is not None for r in results),
+                "decision_threshold": decisive, "tiling": grid.model_dump()}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -61,46 +115,60 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pictures", type=int, default=300)
     parser.add_argument("--paper-pictures", type=int, default=60, help="the paper loop is slow: fewer pictures")
     parser.add_argument("--model", type=Path, default=Path("models/target"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="the sort and tiling settings; built-in defaults when the file is absent")
     parser.add_argument("--archive", type=Path, default=Path("bench/archive/realistic"))
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--pairs", type=int, default=5)
     args = parser.parse_args(argv)
+    load_start = load_average()
 
-    from mona_pipeline.models import load_trained
-    from mona_pipeline.sort import SortRun, build_request
+    from mona_pipeline.config import load_params
 
+    params = load_params(args.params) if args.params.exists() else None
     folder = make_archive(args.archive, args.pictures)
     paths = sorted(folder.iterdir())[: args.pictures]
-    trained = load_trained(args.model)
-    metadata, size = trained.metadata, trained.image_size
-    decode_only(paths[:64], size, args.batch_size)  # warm up file cache and TF kernels
-    ceiling = decode_only(paths, size, args.batch_size)
+    latencies: list[float] = []
     with tempfile.TemporaryDirectory() as out:
         listing = Path(out) / "list.txt"
         listing.write_text("\n".join(str(p.resolve()) for p in paths) + "\n")
-        request = build_request(None, str(listing), Path(out), {"model": args.model, "action": "none",
-                                                                 "batch_size": args.batch_size, "run": "bench"})
-        start = time.perf_counter()
-        with SortRun(request) as run:  # loads the model: start-up
-            startup = time.perf_counter() - start
-            start = time.perf_counter()
-            summary = run.finish(run.process(run.source.items()), 0.0)  # the same steps as `mona sort`
-            sort_rate = summary["pictures"] / (time.perf_counter() - start)
-    paper_rate, latencies = paper_loop(paths[: args.paper_pictures], trained.network, size)
+        sorts = SortBench(params, listing, Path(out), args.model, args.batch_size)
+        trained, size = sorts.scorer.trained, sorts.scorer.image_size
+        comparisons = {
+            "sort_vs_ceiling": compare_interleaved(
+                lambda: sorts.rate("off"), lambda: decode_only(paths, size, args.batch_size),
+                a="sort_tiling_off", b="decode_only", unit="pictures/s", pairs=args.pairs),
+            "tiling_auto_vs_off": compare_interleaved(
+                lambda: sorts.rate("auto"), lambda: sorts.rate("off"),
+                a="sort_tiling_auto", b="sort_tiling_off", unit="pictures/s", pairs=args.pairs),
+            "sort_vs_paper_loop": compare_interleaved(
+                lambda: sorts.rate("off"),
+                lambda: paper_loop(paths[: args.paper_pictures], trained.network, size, latencies),
+                a="sort_tiling_off", b="paper_loop", unit="pictures/s", pairs=args.pairs),
+        }
+        tiled = sorts.tiled(paths, "auto")
+        auto_summary = sorts.last_summary["auto"]
+    metadata = trained.metadata
     result = {
         "pictures": len(paths), "formats": sorted({p.suffix for p in paths}), "image_size": size,
-        "architecture": metadata.architecture, "precision_policy": metadata.precision_policy,
-        "decode_only_img_s": round(ceiling, 1), "sort_img_s": round(sort_rate, 1),
-        "paper_loop_img_s": round(paper_rate, 2), "paper_loop_pictures": len(latencies),
-        "sort_vs_ceiling": round(sort_rate / ceiling, 3), "sort_vs_paper_loop": round(sort_rate / paper_rate, 1),
-        "sort_latency_per_picture_s": round(1.0 / sort_rate, 5), "sort_startup_s": round(startup, 2),
-        "paper_loop_latency_s": {"min": min(latencies), "mean": statistics.fmean(latencies),
-                                 "median": statistics.median(latencies), "max": max(latencies)},
+        "paper_loop_pictures": min(args.paper_pictures, len(paths)), "batch_size": args.batch_size,
+        "model": str(args.model), "architecture": metadata.architecture,
+        "precision_policy": metadata.precision_policy,
+        "params_file": str(args.params) if params is not None else None,
+        "comparisons": comparisons,
+        "tiling_auto": {**tiled, "found_in_tiles_last_run": auto_summary["found_in_tiles"],
+                        "decisions_last_run": auto_summary["counts"]},
+        "paper_loop_latency_s": {"min": min(latencies), "median": statistics.median(latencies),
+                                 "max": max(latencies), "count": len(latencies)},
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
-    path = write_result("sort_throughput", result)
-    print(f"sort throughput ({len(paths)} pictures, {size}px {result['architecture']}): decode-only "
-          f"{result['decode_only_img_s']}/s, sort {result['sort_img_s']}/s ({result['sort_vs_ceiling']:.0%} of ceiling), "
-          f"paper loop {result['paper_loop_img_s']}/s (sort is {result['sort_vs_paper_loop']}x) -> {path}")
+    path = write_result("sort_throughput", result, load_start)
+    print(f"sort throughput ({len(paths)} pictures, {size}px {metadata.architecture}), median (min-max) of "
+          f"{args.pairs} interleaved pairs:")
+    for name, comparison in comparisons.items():
+        print(f"  {name}: {ratio_text(comparison, 3)}; medians {comparison['medians']} {comparison['unit']}")
+    print(f"  tiling auto: {tiled['pictures_tiled']} of {tiled['pictures']} pictures tiled, "
+          f"{tiled['tiles_scored']} tiles -> {path}")
     return result
 
 

@@ -1,11 +1,14 @@
 """Training input: steps/s of one stage fed three ways, same model, same batch size, one run.
 
-    python -m bench.train_input [--steps 40]
+    python -m bench.train_input [--steps 15] [--pairs 5] [--project .]
 
 - shards: `make_dataset` over the TFRecord shards (what training uses);
 - in_memory: the same augmented batches, materialised first (no loader cost at all);
 - raw_folder: reading and decoding the original picture files every step.
-A shards/in-memory ratio near 1 means the model, not the loader, bounds training.
+A shards/in-memory ratio near 1 means the model, not the loader, bounds training. Both ratios come from
+interleaved repetitions (`common.compare_interleaved`): each side's model is built and traced once, then
+each repetition is one `fit` of `--steps` steps. `--project` reads the data (raw pictures, manifest,
+shards) of another checkout of the project, e.g. one where `make demo` has made them.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from bench.common import write_result
-from mona_pipeline.config import load_params
+from bench.common import compare_interleaved, load_average, ratio_text, write_result
+from mona_pipeline.config import Params, load_params
 from mona_pipeline.inference import decode_for_model
 from mona_pipeline.ingest import read_manifest
 from mona_pipeline.models import build_model
@@ -42,19 +45,42 @@ def raw_folder_dataset(params, batch_size: int) -> tf.data.Dataset:
     return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def steps_per_second(model, dataset, steps: int) -> float:
-    model.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # trace and warm up
-    start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    return steps / (time.perf_counter() - start)
+def in_project(params: Params, project: Path) -> Params:
+    """The params with their relative data folders read from inside `project`."""
+    def rebase(path: Path) -> Path:
+        return path if path.is_absolute() else project / path
+
+    data = params.data.model_copy(update={"raw_dir": rebase(params.data.raw_dir),
+                                          "manifest_dir": rebase(params.data.manifest_dir)})
+    shards = params.shards.model_copy(update={"dir": rebase(params.shards.dir)})
+    return params.model_copy(update={"data": data, "shards": shards})
+
+
+def build_fitter(params: Params, dataset: tf.data.Dataset, steps: int):
+    """A freshly built model traced on `dataset`, and a function that fits it `steps` more steps and returns
+    the steps/s."""
+    keras.utils.set_random_seed(0)
+    model = build_model(params.model, 2)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # trace (already shuffled)
+
+    def steps_per_second() -> float:
+        start = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+        return steps / (time.perf_counter() - start)
+
+    return steps_per_second
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=15, help="training steps per repetition")
+    parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--project", type=Path, default=Path("."), help="the checkout whose data is read")
     args = parser.parse_args(argv)
-    params = load_params(args.params)
+    load_start = load_average()
+    params = in_project(load_params(args.params), args.project)
     policy = resolve_precision(params.train.precision)
     keras.mixed_precision.set_global_policy(policy)
     batch, size = params.train.batch_size, params.model.image_size
@@ -62,22 +88,21 @@ def main(argv: list[str] | None = None) -> dict:
     cached = list(shards.take(16))  # 16 real augmented batches, held in memory
     in_memory = tf.data.Dataset.from_tensor_slices(
         (tf.concat([x for x, _ in cached], 0), tf.concat([y for _, y in cached], 0))).repeat().batch(batch)
-    rates = {}
-    for name, dataset in (("in_memory", in_memory), ("shards", shards),
-                          ("raw_folder", raw_folder_dataset(params, batch))):
-        keras.utils.set_random_seed(0)
-        model = build_model(params.model, 2)
-        model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-        rates[name] = steps_per_second(model, dataset, args.steps)
+    fitters = {name: build_fitter(params, dataset, args.steps) for name, dataset in (
+        ("in_memory", in_memory), ("shards", shards), ("raw_folder", raw_folder_dataset(params, batch)))}
+    comparisons = {
+        f"{name}_vs_in_memory": compare_interleaved(fitters[name], fitters["in_memory"], a=name, b="in_memory",
+                                                    unit="steps/s", pairs=args.pairs)
+        for name in ("shards", "raw_folder")}
     result = {"architecture": params.model.architecture, "image_size": size, "batch_size": batch,
-              "precision_policy": policy, "steps": args.steps,
-              **{f"{name}_steps_s": round(rate, 3) for name, rate in rates.items()},
-              "shards_vs_in_memory": round(rates["shards"] / rates["in_memory"], 3),
-              "raw_folder_vs_in_memory": round(rates["raw_folder"] / rates["in_memory"], 3)}
-    path = write_result("train_input", result)
-    print(f"training input ({params.model.architecture}, batch {batch}, {policy}): in memory "
-          f"{rates['in_memory']:.2f} steps/s, shards {rates['shards']:.2f} ({result['shards_vs_in_memory']:.2f}x), "
-          f"raw folder {rates['raw_folder']:.2f} ({result['raw_folder_vs_in_memory']:.2f}x) -> {path}")
+              "precision_policy": policy, "steps_per_repetition": args.steps, "data": str(params.shards.dir),
+              "comparisons": comparisons}
+    path = write_result("train_input", result, load_start)
+    print(f"training input ({params.model.architecture}, batch {batch}, {policy}), median (min-max) of "
+          f"{args.pairs} interleaved pairs:")
+    for name, comparison in comparisons.items():
+        print(f"  {name}: {ratio_text(comparison, 3)}; medians {comparison['medians']} steps/s")
+    print(f"-> {path}")
     return result
 
 

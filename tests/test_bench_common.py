@@ -1,0 +1,59 @@
+"""The benchmarks' interleaved A/B comparison (bench/common.py), with made-up values: no timing is asserted."""
+
+import pytest
+
+from bench.common import MIN_PAIRS, compare_interleaved, ratio_text, summarize_pairs
+
+
+def recorder(name: str, values: list[float], calls: list[str]):
+    """A measure that logs its call and returns the next of `values`."""
+    remaining = iter(values)
+
+    def measure() -> float:
+        calls.append(name)
+        return next(remaining)
+
+    return measure
+
+
+def test_pairs_alternate_after_a_warm_up_of_each_side():
+    calls: list[str] = []
+    result = compare_interleaved(recorder("a", [1.0] * 7, calls), recorder("b", [1.0] * 7, calls),
+                                 a="fast", b="slow", unit="pictures/s", pairs=5, warmup=2)
+
+    assert calls[:4] == ["a", "b", "a", "b"]  # the warm-ups, not recorded
+    assert calls[4:] == list("ab" "ba" "ab" "ba" "ab")
+    assert result["orders"] == ["ab", "ba", "ab", "ba", "ab"]
+    assert (result["pairs"], result["warmup"], result["unit"]) == (5, 2, "pictures/s")
+    assert len(result["values"]["fast"]) == len(result["values"]["slow"]) == 5
+
+
+def test_ratio_is_the_median_of_pair_ratios_not_the_ratio_of_medians():
+    calls: list[str] = []
+    # after one warm-up value each, pairs (a, b): (10, 10) (20, 10) (30, 10) (40, 40) (50, 100)
+    result = compare_interleaved(recorder("a", [99.0, 10, 20, 30, 40, 50], calls),
+                                 recorder("b", [99.0, 10, 10, 10, 40, 100], calls), a="a", b="b", unit="s")
+
+    assert result["values"] == {"a": [10, 20, 30, 40, 50], "b": [10, 10, 10, 40, 100]}
+    assert result["ratio"] == {"ratios": [1.0, 2.0, 3.0, 1.0, 0.5], "median": 1.0, "min": 0.5, "max": 3.0}
+    assert result["medians"] == {"a": 30, "b": 10}  # their ratio, 3.0, is not what is reported
+
+
+def test_result_records_the_processor_and_the_load_before_and_after():
+    result = compare_interleaved(lambda: 2.0, lambda: 1.0, a="a", b="b", unit="steps/s")
+
+    assert isinstance(result["cpu"], str) and result["cpu"]
+    assert len(result["load_start"]) == len(result["load_end"]) == 3
+    assert result["ratio"]["median"] == 2.0
+
+
+@pytest.mark.parametrize("pairs", [0, 1, MIN_PAIRS - 1])
+def test_fewer_pairs_than_the_minimum_is_an_error_naming_the_value(pairs):
+    with pytest.raises(ValueError, match=f"at least {MIN_PAIRS}.*got {pairs}"):
+        compare_interleaved(lambda: 1.0, lambda: 1.0, a="a", b="b", unit="s", pairs=pairs)
+
+
+def test_table_text_shows_median_min_max_and_pairs():
+    comparison = {"ratio": summarize_pairs([1.0, 4.0, 3.0, 2.0, 5.0], [2.0, 2.0, 2.0, 2.0, 2.0]), "pairs": 5}
+
+    assert ratio_text(comparison) == "1.50 (0.50-2.50), 5 pairs"
