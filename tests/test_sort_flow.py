@@ -83,3 +83,18 @@ def test_the_run_form_has_a_plain_described_box_per_setting_and_sends_no_nulls()
     assert all("anyOf" not in field and "default" not in field and field["description"] for field in fields.values())
     assert schema["properties"]["overrides"]["default"] == {}
     assert SortOverrides(action="move", confidence=None).model_dump(mode="json") == {"action": "move"}
+
+
+def test_the_sort_artifact_shows_where_a_tile_found_the_character(tmp_path, colour_model, prefect_harness):
+    from tests.test_tiling import scene
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "small.png").write_bytes(scene())  # a small red square: only a tile sees it
+    (inbox / "grey.png").write_bytes(scene(square=(0, 0, 1)))
+    summary = sort_flow(str(inbox), tmp_path / "out", {"model": colour_model, "run": "tiles-test"},
+                        tmp_path / "no-params.yaml")
+    assert summary["counts"]["keep"] == 1 and summary["found_in_tiles"] == 1
+    markdown = _artifact_data("sort-tiles-test-summary")
+    box = summary["found_in_tiles_sample"][0]["box"]
+    assert "tiling `auto`: 1 kept or review pictures found in a tile" in markdown and f"(tile {box})" in markdown
