@@ -99,12 +99,14 @@ class SetScores:
 
     def pooled(self, tiling: TilingParams, threshold: float) -> np.ndarray:
         """The scores `score_stream` gives with `tiling` at the decision threshold `threshold`: the whole
-        picture's, or the best of it and its tiles where `TilingParams.needs_tiles` says to look at them."""
+        picture's, or its best tile's where `TilingParams.needs_tiles` says to look at the tiles and that
+        tile reaches the threshold (and beats the whole)."""
         if tiling.mode == "off":
             return self.whole
         looked = np.array([not np.isnan(t) and tiling.needs_tiles(w, threshold)
                            for w, t in zip(self.whole, self.tiles)], bool)
-        return np.where(looked, np.fmax(self.whole, self.tiles), self.whole)
+        decides = looked & (np.nan_to_num(self.tiles, nan=0.0) >= threshold) & (np.nan_to_num(self.tiles) > self.whole)
+        return np.where(decides, self.tiles, self.whole)
 
     def tiled_share(self, tiling: TilingParams, threshold: float) -> float:
         """Share of the readable pictures whose tiles `tiling` scores."""
@@ -125,8 +127,9 @@ def score_set(scorer: Scorer, labelled: LabelledSet, batch_size: int, max_pixels
     keys = [str(p) for p in labelled.paths]
     always = tiling.model_copy(update={"mode": "always"}) if tiling.mode != "off" else tiling
     start = time.perf_counter()
+    # decisive 0: every picture's best tile is kept with its box; `SetScores.pooled` applies the threshold
     scored = {r.key: r for r in score_stream(scorer, read_files(labelled.paths), batch_size, max_pixels,
-                                             tiling=always)}
+                                             tiling=always, decisive=0.0)}
     seconds = time.perf_counter() - start
     for key in keys:
         if scored[key].error:

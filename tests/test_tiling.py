@@ -152,3 +152,13 @@ def test_tile_scores_are_softened_by_the_tile_temperature(colour_model):
     (soft,) = score_stream(scorer, items, 2, tiling=TilingParams(tile_temperature=3.0), decisive=0.9)
     assert soft.tile_score == pytest.approx(float(temper(np.array([plain.tile_score]), 3.0)[0]), abs=1e-5)
     assert plain.score >= 0.9 > soft.score  # a tile that barely passed no longer outvotes the whole picture
+
+
+def test_a_tile_below_the_threshold_leaves_the_calibrated_whole_score(colour_model):
+    """Only a tile that reaches the threshold decides; a plain maximum over dozens of tiles would raise every
+    picture's score (on the demo the calibration error went from 0.09 to 0.33)."""
+    scorer = Scorer(load_trained(colour_model))
+    (result,) = score_stream(scorer, [("faint", scene(square=(300, 60, 30)))], 2, tiling=TilingParams(),
+                             decisive=0.99)
+    assert result.tiles > 0 and result.whole_score < result.tile_score < 0.99
+    assert result.score == result.whole_score and result.box is None
