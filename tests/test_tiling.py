@@ -118,7 +118,7 @@ def test_a_sort_keeps_the_small_figure_and_records_its_box(colour_model, tmp_pat
     assert found["source"].endswith("small.png") and len(found["box"].split(",")) == 4
     with sqlite3.connect(summary["journal"]) as journal:
         boxes = dict(journal.execute("SELECT name, box FROM entries"))
-    assert boxes["small.png"] == found["box"]  # every picture's box is journaled (a drop's too: its best tile)
+    assert boxes["small.png"] == found["box"] and boxes["empty.png"] is None  # only a deciding tile's box
     assert "found in the outlined tile" in Path(summary["report"]).read_text()
     off = sort_source(build_request(None, str(inbox), tmp_path / "out-off",
                                     {"model": colour_model, "action": "copy", "tiling": "off"}))

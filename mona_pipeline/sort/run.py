@@ -47,6 +47,7 @@ from mona_pipeline.sort.sources import Item, SourceError, open_source
 logger = logging.getLogger(__name__)
 
 SUMMARY_NAME, REPORT_NAME = "summary.json", "report.html"
+FOUND_SAMPLE = 500  # pictures a tile decided, listed in summary.json
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Tally:
     action_failures: int = 0
     problems: list[str] = field(default_factory=list)  # what stopped reading or scoring early
     samples: dict = field(default_factory=dict)  # the contact-sheet samples of this call
-    found_in_tiles: list[dict] = field(default_factory=list)  # kept/review pictures a tile decided, with the box
+    found_in_tiles: int = 0  # pictures a tile decided (kept)
+    found_sample: list[dict] = field(default_factory=list)  # the first FOUND_SAMPLE of them, with the box
 
     @classmethod
     def merged(cls, tallies: Iterable["Tally"]) -> "Tally":
@@ -74,6 +76,7 @@ class Tally:
             total.action_failures += tally.action_failures
             total.problems += tally.problems
             total.found_in_tiles += tally.found_in_tiles
+            total.found_sample += tally.found_sample[:FOUND_SAMPLE - len(total.found_sample)]
         return total
 
 
@@ -295,8 +298,10 @@ class SortRun:
                 if entry.decision != "unreadable":
                     self._offer(sheet, entry, scored, read)
                 if entry.box and entry.decision in ("keep", "review"):
-                    tally.found_in_tiles.append({"source": entry.source, "decision": entry.decision,
-                                                 "score": round(entry.score, 4), "box": entry.box})
+                    tally.found_in_tiles += 1
+                    if len(tally.found_sample) < FOUND_SAMPLE:  # bounded: a run may keep millions
+                        tally.found_sample.append({"source": entry.source, "decision": entry.decision,
+                                                   "score": round(entry.score, 4), "box": entry.box})
                 if entry.action == "none":
                     continue
                 try:
@@ -350,9 +355,9 @@ class SortRun:
             "kept_dir": str(request.out / "keep"), "journal": str(self.journal.path),
             "report": str(self.run_dir / REPORT_NAME), "errors": tally.errors[:200],
             "tiling": self.tiling.model_dump(),
-            # kept or review pictures a tile decided, and where ("x0,y0,x1,y1", fractions of width and height);
-            # the journal's box column has every picture's
-            "found_in_tiles": len(tally.found_in_tiles), "found_in_tiles_sample": tally.found_in_tiles[:500],
+            # pictures a tile decided (this session), and where ("x0,y0,x1,y1", fractions of width and height);
+            # the journal's box column has each of them
+            "found_in_tiles": tally.found_in_tiles, "found_in_tiles_sample": tally.found_sample,
         }
         try:
             (self.run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
