@@ -74,8 +74,10 @@ def command_shards(args: argparse.Namespace) -> int:
 def command_train(args: argparse.Namespace) -> int:
     from mona_pipeline import train
 
+    start = time.perf_counter()
     metadata = train.train_stage(args.stage, load_params(args.params))
-    print(metadata.model_dump_json(include={"stage", "class_names", "epochs", "train_seconds", "metrics"}))
+    print(json.dumps({**metadata.model_dump(include={"stage", "class_names", "epochs", "metrics"}),
+                      "train_seconds": round(time.perf_counter() - start, 1)}))
     return 0
 
 

@@ -14,7 +14,10 @@ Only keras and pydantic are imported here, so a sort loads a model without the t
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,9 +213,16 @@ class ModelMetadata(BaseModel):
     params_digest: str | None = None
     data_digest: str | None = None
     epochs: int | None = None
-    train_seconds: float | None = None
     metrics: dict[str, float] = Field(default_factory=dict, description="best epoch's validation numbers")
     history: dict[str, list[float]] = Field(default_factory=dict, description="per-epoch curves")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_legacy_keys(cls, data):
+        # Models saved before the folder became byte-reproducible carried their training time.
+        if isinstance(data, dict):
+            data = {key: value for key, value in data.items() if key != "train_seconds"}
+        return data
 
     @model_validator(mode="after")
     def _positive_is_a_class(self) -> "ModelMetadata":
@@ -243,9 +253,27 @@ class TrainedModel:
 
 
 def save_trained(network: keras.Model, metadata: ModelMetadata, folder: Path) -> None:
+    """model.keras and metadata.json; the same weights and metadata give the same bytes (one DVC hash)."""
     folder.mkdir(parents=True, exist_ok=True)
     network.save(folder / MODEL_FILE)
+    _without_save_time(folder / MODEL_FILE)
     (folder / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
+
+
+def _without_save_time(path: Path) -> None:
+    """Rewrite a .keras zip without the moment it was saved: Keras puts the time into metadata.json's
+    `date_saved` and into the weights entry's zip timestamp, so two identical trainings gave two DVC hashes."""
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info)) for info in source.infolist()]
+    partial = path.with_name(path.name + ".partial")
+    with zipfile.ZipFile(partial, "w") as target:
+        for info, data in entries:
+            if info.filename == "metadata.json":
+                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "date_saved"}).encode()
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+            target.writestr(fixed, data)
+    os.replace(partial, path)
 
 
 def read_metadata(folder: Path) -> ModelMetadata:

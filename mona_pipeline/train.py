@@ -349,10 +349,12 @@ def train_stage(name: str, params: Params, models_dir: Path = Path("models")) ->
         image_size=params.model.image_size, threshold=stage.threshold if is_target else 0.5, temperature=temperature,
         precision_policy=policy, parent=str(plan.parent) if plan.parent else None,
         params_digest=digest(params.model, params.train, stage), data_digest=data_digest(params.shards.dir),
-        epochs=len(history["loss"]), train_seconds=round(seconds, 1),
+        epochs=len(history["loss"]),
         metrics={"val_loss": history["val_loss"][best], "val_accuracy": history["val_accuracy"][best],
                  "best_epoch": best + 1},
         history=history)
     save_trained(model, metadata, out_dir)
+    # Not in the metadata: the model folder is a DVC output, and the same training must give the same bytes.
+    logger.info("stage %s: %d epochs in %.1f s (%s)", name, metadata.epochs, seconds, policy)
     keras.backend.clear_session()  # free memory before the next stage (the paper's last step)
     return metadata

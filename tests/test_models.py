@@ -113,3 +113,32 @@ def test_the_same_seed_builds_the_same_network_while_other_threads_draw_from_ran
 
     assert build(42) == build(42) == build(42)
     assert build(43) != build(42)
+
+
+def test_saving_the_same_model_twice_gives_the_same_bytes_and_it_loads(tmp_path, monkeypatch):
+    """A DVC output's hash is its bytes: Keras's save time must not reach them (issue 9)."""
+    import hashlib
+    import time as clock
+
+    from mona_pipeline.models import MODEL_FILE, ModelMetadata, load_trained, save_trained
+
+    network = build_model(ModelParams(architecture="compactcnn", image_size=32, width=0.25), 2)
+    metadata = ModelMetadata(stage="target", class_names=["mona", "others"], positive_class="mona",
+                             image_size=32, threshold=0.95)
+    save_trained(network, metadata, tmp_path / "a")
+    clock.sleep(2.1)  # zip timestamps have 2-second steps
+    save_trained(network, metadata, tmp_path / "b")
+    for name in (MODEL_FILE, "metadata.json"):
+        assert hashlib.sha256((tmp_path / "a" / name).read_bytes()).digest() == \
+            hashlib.sha256((tmp_path / "b" / name).read_bytes()).digest(), name
+    loaded = load_trained(tmp_path / "b")
+    for left, right in zip(network.get_weights(), loaded.network.get_weights()):
+        np.testing.assert_array_equal(left, right)
+
+
+def test_metadata_written_before_reproducible_folders_still_loads():
+    from mona_pipeline.models import ModelMetadata
+
+    old = ModelMetadata.model_validate({"stage": "target", "class_names": ["mona", "others"], "positive_class": "mona",
+                                        "image_size": 32, "threshold": 0.95, "train_seconds": 12.5})
+    assert old.stage == "target" and "train_seconds" not in old.model_dump()

@@ -124,7 +124,7 @@ def test_two_trainings_in_separate_processes_with_the_real_policy_give_the_same_
     real = _with(params, train=params.train.model_copy(update={"precision": "auto"}),
                  stages=params.stages.model_copy(update={"gender": stage}))
     params_file = write_params(tmp_path / "params.yaml", real)
-    digests = []
+    digests, folders = [], []
     for run in ("first", "second"):
         folder = tmp_path / run
         folder.mkdir()
@@ -132,4 +132,8 @@ def test_two_trainings_in_separate_processes_with_the_real_policy_give_the_same_
                        cwd=folder, check=True, capture_output=True, timeout=600)
         network = load_trained(folder / "models" / "gender").network
         digests.append(hashlib.sha256(b"".join(w.tobytes() for w in network.get_weights())).hexdigest())
+        # ... and the folder DVC hashes, file by file (Keras writes its save time into model.keras)
+        folders.append({path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+                        for path in sorted((folder / "models" / "gender").rglob("*")) if path.is_file()})
     assert digests[0] == digests[1]
+    assert folders[0] == folders[1]
