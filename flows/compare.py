@@ -13,7 +13,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.stage import stage_main
+from flows.stage import stage_main, stage_run_name
 from mona_pipeline import compare
 from mona_pipeline.config import Params, load_params
 
@@ -23,7 +23,7 @@ def seed_task(params: Params, seed: int) -> dict:
     return compare.train_seed(params, seed, trained=compare.already_trained(params, seed))
 
 
-@flow(name="compare", log_prints=True)
+@flow(name="compare", flow_run_name=stage_run_name, log_prints=True)
 def compare_flow(params_file: Path = Path("params.yaml")) -> dict:
     """Three-stage vs baseline over params.compare.seeds: mean and spread of every headline metric."""
     params = load_params(params_file)
