@@ -53,10 +53,11 @@ class Scored:
     image: np.ndarray | None = None  # (S, S, 3) float32 in [0, 255]: what the model saw, when asked for
     box: tuple[float, float, float, float] | None = None  # the tile that gave the score, (x0, y0, x1, y1)
     # as fractions of the picture's width and height; None = the whole picture
-    whole_score: float | None = None  # the whole picture's own score (= score unless a tile scored higher)
+    whole_score: float | None = None  # the whole picture's own score (= score unless a tile decided)
     tile_score: float | None = None  # the best tile's (softened) score; None when no tile was scored
     tiles: int = 0  # how many tiles were scored
-    data_for_tiles: bytes | None = field(default=None, repr=False, compare=False)  # internal: on to the tiler
+    # internal: the picture as `preprocess.prepare` made it (decoded once more at the tiles' resolution)
+    data_for_tiles: bytes | None = field(default=None, repr=False, compare=False)
 
 
 def box_text(box: tuple[float, float, float, float] | None) -> str | None:
@@ -137,8 +138,8 @@ class _Tiler:
         self.pending: list[tuple[Scored, bytes, list]] = []
 
     def add(self, scored: Scored) -> Iterator[Scored]:
+        prepared = scored.data_for_tiles
         try:
-            prepared = prepare(scored.data_for_tiles, scored.key, self.scorer.image_size, self.max_pixels)
             boxes = tile_grid(*picture_size(prepared), self.tiling)
         except (BadPicture, OSError) as error:  # it scored whole: keep that score, say why no tiles
             logger.warning("%s: no tiles (%s); scored as a whole", scored.key, error)
@@ -190,11 +191,11 @@ class _Tiler:
 
 def _score_whole(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]], batch_size: int,
                  max_pixels: int, with_images: bool) -> Iterator[Scored]:
-    """The whole pictures, squashed to the model input (see `score_stream`). Each result carries its bytes
-    (`data_for_tiles`) for the tiler; `score_stream` drops them."""
+    """The whole pictures, squashed to the model input (see `score_stream`). Each result carries its prepared
+    bytes (`data_for_tiles`) for the tiler, so no picture is prepared twice; `score_stream` drops them."""
     image_size = scorer.image_size
     refused: collections.deque[Scored] = collections.deque()  # filled by the reader thread
-    in_flight: collections.deque[tuple[int, str, bytes]] = collections.deque()
+    in_flight: collections.deque[tuple[int, str, bytes, bytes]] = collections.deque()  # raw and prepared
 
     def read() -> Iterator[tuple[int, bytes]]:
         for sequence, (key, data) in enumerate(items):
@@ -206,7 +207,7 @@ def _score_whole(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]],
             except BadPicture as error:
                 refused.append(Scored(key, None, str(error)))
                 continue
-            in_flight.append((sequence, key, data))
+            in_flight.append((sequence, key, data, prepared))
             yield sequence, prepared
 
     dataset = tf.data.Dataset.from_generator(
@@ -222,21 +223,19 @@ def _score_whole(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]],
             yield refused.popleft()
         for sequence, score, image in zip(sequences.numpy().tolist(), scores.tolist(), seen):
             while in_flight[0][0] != sequence:  # TF dropped these: retry them with Pillow
-                _, key, data = in_flight.popleft()
-                yield _fallback(scorer, key, data, max_pixels, with_images)
-            _, key, data = in_flight.popleft()
-            yield Scored(key, score, image=image, whole_score=score, data_for_tiles=data)
+                yield _fallback(scorer, *in_flight.popleft()[1:], max_pixels, with_images)
+            _, key, _, prepared = in_flight.popleft()
+            yield Scored(key, score, image=image, whole_score=score, data_for_tiles=prepared)
     while refused:
         yield refused.popleft()
     while in_flight:
-        _, key, data = in_flight.popleft()
-        yield _fallback(scorer, key, data, max_pixels, with_images)
+        yield _fallback(scorer, *in_flight.popleft()[1:], max_pixels, with_images)
 
 
-def _fallback(scorer: Scorer, key: str, data: bytes, max_pixels: int, with_images: bool) -> Scored:
+def _fallback(scorer: Scorer, key: str, data: bytes, prepared: bytes, max_pixels: int, with_images: bool) -> Scored:
     scored = scorer.score_one(key, data, max_pixels, with_images)
-    return dataclasses.replace(scored, whole_score=scored.score, data_for_tiles=data if scored.score is not None
-                               else None)
+    return dataclasses.replace(scored, whole_score=scored.score,
+                               data_for_tiles=prepared if scored.score is not None else None)
 
 
 def read_files(paths: Iterable, root=None) -> Iterator[tuple[str, bytes | BadPicture]]:
