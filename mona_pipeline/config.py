@@ -160,6 +160,9 @@ class TrainParams(Section):
     augmentation: Literal["basic", "strong"] = Field("basic", description=(
         "basic: crop, flip, brightness, contrast; strong adds zoom in and out, random erasing, "
         "a colour cast of the light, blur and JPEG noise"))
+    lookalike_weight: float = Field(1.0, gt=0.0, description=(
+        "target stage and baseline: the loss weight of the other characters' look-alikes (stages.lookalike's "
+        "first class), on top of the class weights; > 1 makes training work harder on the pictures it confuses"))
     # Budget for the no-curriculum baseline: epochs of the target stage trained from scratch.
     baseline_epochs: int = Field(0, ge=0, description="0 = the three stages' epochs added up")
 

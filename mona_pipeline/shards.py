@@ -147,7 +147,8 @@ def parse_example(record: tf.Tensor) -> dict[str, tf.Tensor]:
 
 def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image_size: int, training: bool,
                  seed: int = 42, shuffle_buffer: int = 2048, repeat: bool = False,
-                 cache_mb: float = 1024.0, strong_augmentation: bool = False) -> tf.data.Dataset:
+                 cache_mb: float = 1024.0, strong_augmentation: bool = False,
+                 sample_weight: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None) -> tf.data.Dataset:
     """Read one split's shards as (images, labels) batches for one stage.
 
     Args:
@@ -158,8 +159,10 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
         strong_augmentation: with training, `preprocess.augment`'s strong set.
         cache_mb: when the split's decoded pictures fit in this many MB, they are decoded once and
             kept in memory, so later epochs only augment (0 turns it off).
+        sample_weight: a picture's loss weight from its parsed example (its label_<stage> for every stage);
+            with it the batches carry a third element, the float32 (B,) weights.
     Returns:
-        a dataset of (float32 (B, image_size, image_size, 3) in [0, 255], int32 (B,)).
+        a dataset of (float32 (B, image_size, image_size, 3) in [0, 255], int32 (B,)[, float32 (B,)]).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -181,10 +184,11 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
     dataset = dataset.map(parse_example, num_parallel_calls=AUTOTUNE)
     dataset = dataset.filter(lambda example: example[label_key] >= 0)
 
-    def decode(example: dict) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        # (S, S, 3) uint8 picture, int32 label, int64 per-picture seed (from its content hash)
-        return (tf.io.decode_jpeg(example["image"], channels=3), tf.cast(example[label_key], tf.int32),
-                tf.strings.to_hash_bucket_fast(example["content_hash"], 2**31 - 1))
+    def decode(example: dict) -> tuple[tf.Tensor, ...]:
+        # (S, S, 3) uint8 picture, int32 label, int64 per-picture seed (from its content hash)[, float32 weight]
+        decoded = (tf.io.decode_jpeg(example["image"], channels=3), tf.cast(example[label_key], tf.int32),
+                   tf.strings.to_hash_bucket_fast(example["content_hash"], 2**31 - 1))
+        return decoded if sample_weight is None else (*decoded, tf.cast(sample_weight(example), tf.float32))
 
     dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache:
@@ -198,12 +202,12 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
     draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     dataset = tf.data.Dataset.zip(dataset, draws)
 
-    def to_pair(element: tuple, draw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image, label, picture_seed = element
+    def to_pair(element: tuple, draw: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        image, label, picture_seed, *weight = element
         if training:
             seed_pair = tf.stack([picture_seed, draw % (2**31 - 1)])
-            return augment(image, image_size, seed_pair, strong_augmentation), label
-        return resize_for_model(image, image_size), label
+            return augment(image, image_size, seed_pair, strong_augmentation), label, *weight
+        return resize_for_model(image, image_size), label, *weight
 
     dataset = dataset.map(to_pair, num_parallel_calls=AUTOTUNE, deterministic=True)
     return dataset.batch(batch_size).prefetch(AUTOTUNE)

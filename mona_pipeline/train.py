@@ -210,7 +210,7 @@ def _compile(model: keras.Model, learning_rate, label_smoothing: float) -> None:
 
 
 def _one_hot_if(dataset: tf.data.Dataset, label_smoothing: float) -> tf.data.Dataset:
-    return dataset.map(lambda x, y: (x, tf.one_hot(y, 2))) if label_smoothing else dataset
+    return dataset.map(lambda x, y, *w: (x, tf.one_hot(y, 2), *w)) if label_smoothing else dataset
 
 
 def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> Path:
@@ -238,26 +238,44 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> Path
 class StageData:
     """What one stage trains and validates on."""
 
-    train: tf.data.Dataset  # (B, S, S, 3) float32 augmented, labels (B,) (one-hot with label smoothing)
+    train: tf.data.Dataset  # (B, S, S, 3) float32 augmented, labels (B,) (one-hot with label smoothing)[, weights]
     validation: tf.data.Dataset  # the same, plain resize, cached
     calibration: tf.Tensor  # (<= 256, S, S, 3): a fixed batch for BatchNorm recalibration
-    class_weight: dict[int, float]
+    class_weight: dict[int, float] | None  # None when the train batches carry their own weights
     steps_per_epoch: int
+
+
+def lookalike_weights(class_weight: dict[int, float], hard: float):
+    """Per-picture weights for the target task: the class weight, times `hard` for a picture of the negative
+    class whose character is a look-alike (label_lookalike 0: the lookalike stage's first class)."""
+    table = tf.constant([class_weight[index] for index in range(len(class_weight))], tf.float32)
+
+    def weight(example: dict[str, tf.Tensor]) -> tf.Tensor:
+        label = tf.cast(example["label_target"], tf.int32)
+        confusable = tf.logical_and(label == 1, example["label_lookalike"] == 0)
+        return tf.gather(table, label) * tf.where(confusable, hard, 1.0)
+
+    return weight
 
 
 def load_stage_data(plan: StagePlan, params: Params) -> StageData:
     shards, size, batch = params.shards.dir, params.model.image_size, params.train.batch_size
     smoothing = params.train.label_smoothing
+    counts = class_counts(shards, "train", plan.data_stage)
+    stage = getattr(params.stages, plan.data_stage)
+    weights = class_weights(counts, stage.class_names)
+    # The class weights go through Keras (class_weight=) unless look-alikes weigh more: then per picture.
+    per_picture = plan.data_stage == "target" and params.train.lookalike_weight != 1.0
     train_ds = make_dataset(shards, "train", plan.data_stage, batch, size, training=True,
                             seed=params.train.seed, shuffle_buffer=params.train.shuffle_buffer,
-                            strong_augmentation=params.train.augmentation == "strong")
+                            strong_augmentation=params.train.augmentation == "strong",
+                            sample_weight=lookalike_weights(weights, params.train.lookalike_weight)
+                            if per_picture else None)
     val_ds = make_dataset(shards, "validation", plan.data_stage, batch, size, training=False).cache()
     calibration = tf.concat([images for images, _ in make_dataset(
         shards, "train", plan.data_stage, 64, size, training=False).take(4)], axis=0)
-    counts = class_counts(shards, "train", plan.data_stage)
-    stage = getattr(params.stages, plan.data_stage)
     return StageData(_one_hot_if(train_ds, smoothing), _one_hot_if(val_ds, smoothing), calibration,
-                     class_weights(counts, stage.class_names), math.ceil(sum(counts.values()) / batch))
+                     None if per_picture else weights, math.ceil(sum(counts.values()) / batch))
 
 
 def start_model(plan: StagePlan, params: Params) -> keras.Model:

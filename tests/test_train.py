@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -137,3 +138,41 @@ def test_two_trainings_in_separate_processes_with_the_real_policy_give_the_same_
                         for path in sorted((folder / "models" / "gender").rglob("*")) if path.is_file()})
     assert digests[0] == digests[1]
     assert folders[0] == folders[1]
+
+
+def test_lookalike_weight_weighs_the_confusable_negatives_on_top_of_the_class_weights(demo_project):
+    """train.lookalike_weight: the target stage's batches carry per-picture weights; a look-alike of another
+    character weighs `hard` times its class weight, the target and the other characters their class weight."""
+    from mona_pipeline.ingest import read_manifest
+    from mona_pipeline.shards import make_dataset
+
+    _, params = demo_project
+    class_weight = {0: 3.0, 1: 0.5}
+    dataset = make_dataset(params.shards.dir, "train", "target", 8, params.model.image_size, training=False,
+                           sample_weight=train.lookalike_weights(class_weight, 4.0))
+    weights = np.concatenate([w.numpy() for _, _, w in dataset])
+    rows = [r for r in read_manifest(params.data.manifest_dir).to_pylist()
+            if r["split"] == "train" and r["label_target"] >= 0]
+    expected = sorted(3.0 if r["label_target"] == 0 else 0.5 * (4.0 if r["label_lookalike"] == 0 else 1.0)
+                      for r in rows)
+    assert sorted(weights.tolist()) == pytest.approx(expected)
+    assert 2.0 in weights and 0.5 in weights and 3.0 in weights  # all three kinds are in the tiny demo
+
+    plain = _with(params, train=params.train.model_copy(update={"lookalike_weight": 1.0}))
+    heavy = _with(params, train=params.train.model_copy(update={"lookalike_weight": 4.0}))
+    plan = train.plan_stage("target", plain, Path("models"))
+    assert train.load_stage_data(plan, plain).class_weight is not None  # Keras applies the class weights
+    weighted = train.load_stage_data(plan, heavy)
+    assert weighted.class_weight is None and len(weighted.train.element_spec) == 3
+    assert len(train.load_stage_data(train.plan_stage("lookalike", heavy, Path("models")), heavy).train.element_spec) == 2
+
+
+def test_a_stage_trains_with_weighted_lookalikes(demo_project, tmp_path, monkeypatch):
+    _, params = demo_project
+    target = params.stages.target.model_copy(update={"head_epochs": 0, "finetune_epochs": 1})
+    small = _with(params, model=params.model.model_copy(update={"architecture": "compactcnn", "width": 0.25}),
+                  train=params.train.model_copy(update={"lookalike_weight": 3.0, "baseline_epochs": 1}),
+                  stages=params.stages.model_copy(update={"target": target}))
+    monkeypatch.chdir(tmp_path)
+    metadata = train.train_stage("baseline", small, tmp_path / "models")
+    assert metadata.epochs == 1 and np.isfinite(metadata.history["loss"][0])
