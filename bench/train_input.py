@@ -4,7 +4,10 @@
 
 - shards: `make_dataset` over the TFRecord shards (what training uses);
 - in_memory: the same augmented batches, materialised first (no loader cost at all);
-- raw_folder: reading and decoding the original picture files every step.
+- raw_folder: reading and decoding the original picture files every step;
+- shards at twice the batch: does a bigger step keep both cores busier (pictures/s, not steps/s)?
+Each side also reports the cores it kept busy: the process's CPU seconds (every thread, the input pipeline
+included) over the wall seconds of the same repetitions (2.0 = both cores of this machine).
 A shards/in-memory ratio near 1 means the model, not the loader, bounds training. Both ratios come from
 interleaved repetitions (`common.compare_interleaved`): each side's model is built and traced once, then
 each repetition is one `fit` of `--steps` steps. `--project` reads the data (raw pictures, manifest,
@@ -14,6 +17,8 @@ shards) of another checkout of the project, e.g. one where `make demo` has made 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 from pathlib import Path
 
@@ -56,19 +61,23 @@ def in_project(params: Params, project: Path) -> Params:
     return params.model_copy(update={"data": data, "shards": shards})
 
 
-def build_fitter(params: Params, dataset: tf.data.Dataset, steps: int):
+def build_fitter(params: Params, dataset: tf.data.Dataset, steps: int, per_step: int = 1):
     """A freshly built model traced on `dataset`, and a function that fits it `steps` more steps and returns
-    the steps/s."""
+    the steps/s (times `per_step`: pass the batch size for pictures/s). Its `.cores` lists, per repetition, the
+    process's CPU seconds over the wall seconds."""
     keras.utils.set_random_seed(0)
     model = build_model(params.model, 2)
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)  # trace (already shuffled)
 
     def steps_per_second() -> float:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-        return steps / (time.perf_counter() - start)
+        wall = time.perf_counter() - start
+        steps_per_second.cores.append(round((time.process_time() - cpu_start) / wall, 3))
+        return steps * per_step / wall
 
+    steps_per_second.cores = []
     return steps_per_second
 
 
@@ -94,14 +103,23 @@ def main(argv: list[str] | None = None) -> dict:
         f"{name}_vs_in_memory": compare_interleaved(fitters[name], fitters["in_memory"], a=name, b="in_memory",
                                                     unit="steps/s", pairs=args.pairs)
         for name in ("shards", "raw_folder")}
+    double = make_dataset(params.shards.dir, "train", "target", 2 * batch, size, training=True, repeat=True)
+    pictures = {"shards": build_fitter(params, shards, args.steps, per_step=batch),
+                "shards_double_batch": build_fitter(params, double, args.steps, per_step=2 * batch)}
+    comparisons["double_batch_vs_batch"] = compare_interleaved(
+        pictures["shards_double_batch"], pictures["shards"], a="shards_double_batch", b="shards",
+        unit="pictures/s", pairs=args.pairs)
+    cores = {name: statistics.median(fitter.cores) for name, fitter in
+             [*fitters.items(), ("shards_double_batch", pictures["shards_double_batch"])]}
     result = {"architecture": params.model.architecture, "image_size": size, "batch_size": batch,
               "precision_policy": policy, "steps_per_repetition": args.steps, "data": str(params.shards.dir),
-              "comparisons": comparisons}
+              "comparisons": comparisons, "cores_busy_median": cores, "cores": os.cpu_count()}
     path = write_result("train_input", result, load_start)
     print(f"training input ({params.model.architecture}, batch {batch}, {policy}), median (min-max) of "
           f"{args.pairs} interleaved pairs:")
     for name, comparison in comparisons.items():
-        print(f"  {name}: {ratio_text(comparison, 3)}; medians {comparison['medians']} steps/s")
+        print(f"  {name}: {ratio_text(comparison, 3)}; medians {comparison['medians']} {comparison['unit']}")
+    print(f"  cores kept busy (median; this machine has {os.cpu_count()}): {cores}")
     print(f"-> {path}")
     return result
 

@@ -1,7 +1,8 @@
 """compare: the three-stage model against its baseline over several seeds, with the spread.
 
     make compare                      # = dvc repro compare: seeds from params.yaml's compare.seeds
-    python -m flows.compare           # the same as a Prefect flow
+    python -m flows.compare           # the same as a Prefect flow: seeds side by side, one process each
+    python -m mona_pipeline.compare --seed 1    # one seed (what each of the flow's processes runs)
 
 One seed is one claim's worth of noise: the previous three runs of one configuration gave test F1 from
 20% to 72%. Each seed trains the whole curriculum (gender -> lookalike -> target) and the baseline into
@@ -13,11 +14,14 @@ difference seed by seed (paired: both models of a seed share its data order).
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
-from mona_pipeline.config import Params
+from mona_pipeline.config import Params, ParamsError, load_params
 from mona_pipeline.evaluate import MODELS as PIPELINE_MODELS
 from mona_pipeline.evaluate import TABLE_NAME, run_evaluate
 from mona_pipeline.markdown import markdown_table
@@ -53,6 +57,21 @@ def train_seed(params: Params, seed: int, models_root: Path = MODELS_ROOT,
     seed_dir = reports_dir / f"seed-{seed}"
     run_evaluate(seeded, seed_dir, seed_dir / "metrics.json", models=trained)
     return json.loads((seed_dir / TABLE_NAME).read_text())
+
+
+def train_seed_in_process(params_file: Path, seed: int, reports_dir: Path = REPORTS_DIR) -> dict:
+    """`train_seed` in a Python process of its own, so that seeds can train side by side: TensorFlow's
+    precision policy, random seeds and determinism switch are per process. Returns its metrics table.
+
+    Raises:
+        RuntimeError: the child failed (its output, above, says why).
+    """
+    command = [sys.executable, "-m", "mona_pipeline.compare", "--params", str(params_file), "--seed", str(seed)]
+    finished = subprocess.run(command)
+    if finished.returncode != 0:
+        raise RuntimeError(f"seed {seed}: training or evaluation failed (exit {finished.returncode}); "
+                           f"its output is above")
+    return json.loads((reports_dir / f"seed-{seed}" / TABLE_NAME).read_text())
 
 
 def spread(values: list[float]) -> dict:
@@ -113,15 +132,6 @@ def already_trained(params: Params, seed: int,
     return None
 
 
-def run_comparison(params: Params, models_root: Path = MODELS_ROOT, reports_dir: Path = REPORTS_DIR,
-                   pipeline_models: dict[str, Path] | None = PIPELINE_MODELS) -> dict:
-    """Every seed of params.compare.seeds, then the summary files. Returns the summary."""
-    per_seed = {seed: train_seed(params, seed, models_root, reports_dir,
-                                 trained=already_trained(params, seed, pipeline_models))
-                for seed in params.compare.seeds}
-    return write_summary(per_seed)
-
-
 def write_summary(per_seed: dict[int, dict], summary_json: Path = SUMMARY_JSON,
                   summary_md: Path = SUMMARY_MD) -> dict:
     summary = summarise(per_seed)
@@ -129,3 +139,22 @@ def write_summary(per_seed: dict[int, dict], summary_json: Path = SUMMARY_JSON,
     summary_json.write_text(json.dumps(summary, indent=2))
     summary_md.write_text(render(summary))
     return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One seed of the comparison: `python -m mona_pipeline.compare --seed 1` (the flow runs one per seed)."""
+    parser = argparse.ArgumentParser(prog="python -m mona_pipeline.compare", description=main.__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--seed", type=int, required=True)
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+    except ParamsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    train_seed(params, args.seed, trained=already_trained(params, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

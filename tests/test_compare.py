@@ -49,3 +49,33 @@ def test_the_pipelines_own_seed_is_evaluated_not_trained_again(tmp_path):
         (folder / MODEL_FILE).write_bytes(b"weights")
     assert compare.already_trained(params, params.train.seed, models) == models
     assert compare.already_trained(params, params.train.seed + 1, models) is None  # another seed trains
+
+
+def test_the_flow_trains_seeds_side_by_side_in_processes_and_summarises(demo_project, tmp_path, monkeypatch,
+                                                                         prefect_harness):
+    """`dvc repro compare`'s flow: each seed in a Python process of its own (TensorFlow's policy and seeds are per
+    process), run at once, then one summary over both; the same seed gives the same table as in-process training
+    would (the child is the stage's own `train_seed`)."""
+    from flows.compare import compare_flow
+    from tests.conftest import write_params
+
+    _, params = demo_project
+    small = params.model_copy(update={
+        "model": params.model.model_copy(update={"architecture": "compactcnn", "width": 0.25}),
+        "compare": params.compare.model_copy(update={"seeds": [3, 4]}),
+        "tiling": params.tiling.model_copy(update={"mode": "off"})})
+    monkeypatch.chdir(tmp_path)
+    summary = compare_flow(write_params(tmp_path / "params.yaml", small))
+    assert summary["seeds"] == [3, 4]
+    for seed in (3, 4):
+        assert (tmp_path / "models/compare" / f"seed-{seed}" / "target" / "model.keras").is_file()
+        assert (tmp_path / "models/compare" / f"seed-{seed}" / "baseline" / "model.keras").is_file()
+    assert len(summary["models"]["three_stage"]["test.f1"]["values"]) == 2
+    assert "| test.f1 |" in (tmp_path / "reports/compare.md").read_text()
+
+
+def test_a_failing_seed_process_fails_the_comparison_with_its_seed_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("target: [not valid\n")
+    with pytest.raises(RuntimeError, match="seed 7: training or evaluation failed"):
+        compare.train_seed_in_process(tmp_path / "params.yaml", 7)
