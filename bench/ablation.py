@@ -10,13 +10,14 @@ target model with the pipeline's own `run_evaluate` (params.yaml's tiling). One 
 can train side by side on two cores.
 
 The baseline is trained only when the variant changes it (its epochs, learning rate, model, data or training
-settings): otherwise training is deterministic (issue 9, item 1) and the committed seed comparison
-(reports/compare.json, the same seeds) already holds the baseline's numbers for exactly these weights.
+settings): otherwise training is deterministic (issue 9, item 1) and the reference seed comparison (the same
+seeds) already holds the baseline's numbers for exactly these weights.
 `--reuse-from` copies the gender and lookalike models of another variant's seed when the variant changes only
 the target stage (the copy is the same model its training would give).
 
 The summary gives, per variant, mean ± standard deviation over its seeds and the paired difference from the
-baseline seed by seed; the row `default` is reports/compare.json's three-stage column (params.yaml unchanged).
+baseline seed by seed; the first row is the three-stage column of the seed comparison the ablation started
+from (bench/results/compare_0947c03.json). Overrides are relative to the params.yaml of the run.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ import yaml
 from bench.common import RESULTS, cpu_model, load_average
 
 WORK = Path("/tmp/mona-ablation")
-COMPARE_JSON = Path("reports/compare.json")
+# The seed comparison of the params the ablation started from (reports/compare.json at commit 0947c03: gender 25
+# epochs, target 3 + 17 at a fine-tuning rate of 0.001): its baseline column is every variant's reference.
+REFERENCE = RESULTS / "compare_0947c03.json"
+REFERENCE_NAME = "0947c03 (before)"
 # (set, metric) shown in the table; lower is better for the false alarms and ECE.
 SHOWN = [("test", "f1"), ("test", "precision"), ("test", "recall"), ("test", "recall_in_distribution"),
          ("test", "recall_held_out"), ("test", "lookalike_false_alarms"), ("test", "ece"), ("validation", "f1")]
@@ -115,10 +119,10 @@ def spread(values: list[float]) -> str:
 
 
 def summary(work: Path) -> dict:
-    compare = json.loads(COMPARE_JSON.read_text())
+    compare = json.loads(REFERENCE.read_text())
     seeds = compare["seeds"]
     baseline = {key: dict(zip(seeds, value["values"])) for key, value in compare["models"]["baseline"].items()}
-    variants = {"default": {"overrides": [], "per_seed": {
+    variants = {REFERENCE_NAME: {"overrides": [], "per_seed": {
         seed: {key: value["values"][index] for key, value in compare["models"]["three_stage"].items()}
         for index, seed in enumerate(seeds)}, "baseline": baseline}}
     for result_file in sorted(work.glob("*/seed-*/result.json")):
@@ -144,12 +148,13 @@ def summary(work: Path) -> dict:
 def variant_rows(variants: dict) -> list[dict]:
     rows = []
     for name, variant in variants.items():
-        baseline = variant["baseline"] or variants["default"]["baseline"]
+        baseline = variant["baseline"] or variants[REFERENCE_NAME]["baseline"]
         seeds = sorted(seed for seed in variant["per_seed"] if all(seed in baseline.get(f"{s}.{m}", {})
                                                                    for s, m in SHOWN))
         if not seeds:
             continue
-        row = {"variant": name, "overrides": " ".join(variant["overrides"]) or "(params.yaml)", "seeds": seeds}
+        row = {"variant": name, "overrides": " ".join(variant["overrides"]) or "(params.yaml at 0947c03)",
+               "seeds": seeds}
         for s, m in SHOWN:
             key = f"{s}.{m}"
             ours = [variant["per_seed"][seed][key] for seed in seeds]
@@ -170,8 +175,11 @@ def render(result: dict) -> str:
              r["validation.f1"]] for r in result["rows"]]
     overrides = [f"- **{r['variant']}**: `{r['overrides']}`" for r in result["rows"]]
     return "\n".join(["# Ablation: the three-stage model's variants against the baseline", "",
-                      f"Mean ± standard deviation over the seeds named; differences are paired by seed. CPU: "
-                      f"{result['cpu']}. Made by `python -m bench.ablation summary`.", "",
+                      f"Mean ± standard deviation over the seeds named; differences are paired by seed against "
+                      f"the baseline of the same seed and settings. Every variant is params.yaml of the run "
+                      f"(0947c03's for the runs recorded here) with the overrides listed below. Test = the 840-"
+                      f"picture demo archive, at the model's threshold, tiling auto. CPU: {result['cpu']}. "
+                      f"Made by `python -m bench.ablation summary`.", "",
                       markdown_table(headers, rows), "", *overrides, ""])
 
 
