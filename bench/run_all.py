@@ -56,6 +56,11 @@ def other_rows(train: dict, size: dict, over: dict) -> list[tuple[str, str, str]
         ("training steps/s: shards / in memory", ratio_text(train["comparisons"]["shards_vs_in_memory"]), ">= 0.9"),
         ("training steps/s: raw folder / in memory", ratio_text(train["comparisons"]["raw_folder_vs_in_memory"]),
          ""),
+        *([("training pictures/s: batch x2 / batch", ratio_text(train["comparisons"]["double_batch_vs_batch"]), "")]
+          if "double_batch_vs_batch" in train["comparisons"] else []),
+        *([(f"cores a training step keeps busy (of {train['cores']}; median)",
+            ", ".join(f"{name} {value:.2f}" for name, value in train["cores_busy_median"].items()), "")]
+          if "cores_busy_median" in train else []),
         *[(f"sort of {n} small files: s, peak RSS MB ({how})", f"{seconds:.1f} s, {rss_mb:.0f} MB", "")
           for n, seconds, rss_mb, how in sorted(runs)],
         (f"peak RSS {label} files", ratio_text(rss, 3), "<= 1.10"),
