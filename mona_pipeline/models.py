@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mona_pipeline.config import ModelParams
 
 BACKBONE, HEAD = "backbone", "head"
+SHARED_OBJECT_ID = re.compile(r'("shared_object_id": )(\d+)')
 MODEL_FILE, METADATA_FILE = "model.keras", "metadata.json"
 
 
@@ -261,8 +263,10 @@ def save_trained(network: keras.Model, metadata: ModelMetadata, folder: Path) ->
 
 
 def _without_save_time(path: Path) -> None:
-    """Rewrite a .keras zip without the moment it was saved: Keras puts the time into metadata.json's
-    `date_saved` and into the weights entry's zip timestamp, so two identical trainings gave two DVC hashes."""
+    """Rewrite a .keras zip without what differs between two saves of the same model, so two identical
+    trainings give one DVC hash: the moment it was saved (metadata.json's `date_saved`, the zip entries'
+    timestamps) and the memory addresses Keras writes as `shared_object_id` into config.json (a network built
+    in this process shares one dtype policy object between its layers), renumbered 1, 2, ... in order."""
     with zipfile.ZipFile(path) as source:
         entries = [(info, source.read(info)) for info in source.infolist()]
     partial = path.with_name(path.name + ".partial")
@@ -270,6 +274,11 @@ def _without_save_time(path: Path) -> None:
         for info, data in entries:
             if info.filename == "metadata.json":
                 data = json.dumps({k: v for k, v in json.loads(data).items() if k != "date_saved"}).encode()
+            elif info.filename == "config.json":
+                numbers: dict[str, str] = {}
+                data = SHARED_OBJECT_ID.sub(
+                    lambda found: f'{found[1]}{numbers.setdefault(found[2], str(len(numbers) + 1))}',
+                    data.decode()).encode()
             fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
             fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
             target.writestr(fixed, data)

@@ -122,12 +122,21 @@ def test_saving_the_same_model_twice_gives_the_same_bytes_and_it_loads(tmp_path,
 
     from mona_pipeline.models import MODEL_FILE, ModelMetadata, load_trained, save_trained
 
-    network = build_model(ModelParams(architecture="compactcnn", image_size=32, width=0.25), 2)
     metadata = ModelMetadata(stage="target", class_names=["mona", "others"], positive_class="mona",
                              image_size=32, threshold=0.95)
-    save_trained(network, metadata, tmp_path / "a")
-    clock.sleep(2.1)  # zip timestamps have 2-second steps
-    save_trained(network, metadata, tmp_path / "b")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # what training uses on this CPU
+    try:
+        network = build_model(ModelParams(architecture="compactcnn", image_size=32, width=0.25), 2)
+        weights = network.get_weights()
+        save_trained(network, metadata, tmp_path / "a")
+        clock.sleep(2.1)  # zip timestamps have 2-second steps
+        keras.backend.clear_session()  # as in a new process: layer names restart, objects live elsewhere
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # (clear_session resets it)
+        network = build_model(ModelParams(architecture="compactcnn", image_size=32, width=0.25), 2)
+        network.set_weights(weights)
+        save_trained(network, metadata, tmp_path / "b")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     for name in (MODEL_FILE, "metadata.json"):
         assert hashlib.sha256((tmp_path / "a" / name).read_bytes()).digest() == \
             hashlib.sha256((tmp_path / "b" / name).read_bytes()).digest(), name
