@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -114,8 +113,10 @@ def run(name: str, overrides: list[str], seeds: list[int], reuse_from: str | Non
 
 
 def spread(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {std:.3f}"
+    from mona_pipeline.compare import spread as mean_and_spread
+
+    result = mean_and_spread(values)
+    return f"{result['mean']:.3f} ± {result['std']:.3f}"
 
 
 def summary(work: Path) -> dict:
@@ -136,9 +137,10 @@ def summary(work: Path) -> dict:
             for s, metrics in record["table"]["baseline"].items():
                 for m, value in metrics.items():
                     variant["baseline"].setdefault(f"{s}.{m}", {})[record["seed"]] = value
-    if not variant_rows(variants):
+    rows = variant_rows(variants)
+    if not rows:
         raise SystemExit(f"no results under {work}")
-    result = {"cpu": cpu_model(), "variants": variants, "rows": variant_rows(variants)}
+    result = {"cpu": cpu_model(), "variants": variants, "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ablation.json").write_text(json.dumps(result, indent=2, default=str))
     (RESULTS / "ablation.md").write_text(render(result))
