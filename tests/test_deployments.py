@@ -10,6 +10,8 @@ must reach Completed with the pictures sorted. `serve` once failed every run it 
 """
 
 import json
+import time
+import urllib.request
 
 import pytest
 
@@ -44,6 +46,14 @@ def run_deployment(name: str, environment: dict[str, str], parameters: dict | No
     return result.stdout
 
 
+def artifact_keys(api_url: str) -> set[str]:
+    body = json.dumps({"sort": "CREATED_DESC", "limit": 200, "offset": 0}).encode()
+    request = urllib.request.Request(f"{api_url}/artifacts/filter", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return {artifact["key"] for artifact in json.load(response) if artifact["key"]}
+
+
 def kept(out) -> list[str]:
     return sorted(path.name for path in (out / "keep").iterdir())
 
@@ -59,6 +69,8 @@ def test_a_served_deployment_runs_a_sort_to_completed(server_environment, colour
     assert kept(out) == ["p0.jpg", "p3.jpg", "p6.jpg"]
     assert sorted(path.name for path in inbox.iterdir()) == ["p1.jpg", "p2.jpg", "p4.jpg", "p5.jpg", "p7.jpg",
                                                              "p8.jpg"]  # the served nightly sort moves
+    # Keyed by deployment and run: the served deployment's history is its own.
+    assert "sort-inbox-served-test-nightly-inbox-summary" in artifact_keys(server_environment["PREFECT_API_URL"])
 
 
 def test_the_prefect_yaml_deployment_runs_on_a_process_worker(server_environment, colour_model, tmp_path):
@@ -78,3 +90,55 @@ def test_the_prefect_yaml_deployment_runs_on_a_process_worker(server_environment
 
     assert kept(out) == ["p0.jpg", "p3.jpg", "p6.jpg"]
     assert len(list(inbox.iterdir())) == 9  # copy leaves the inbox as it was
+    assert "sort-nightly-inbox-worker-test-summary" in artifact_keys(server_environment["PREFECT_API_URL"])
+
+
+def flow_runs_of(deployment: str, api_url: str) -> list[dict]:
+    """Every flow run of a deployment (`flow/deployment`), as the API returns them."""
+    with urllib.request.urlopen(f"{api_url}/deployments/name/{deployment}", timeout=10) as response:
+        deployment_id = json.load(response)["id"]
+    query = json.dumps({"flow_runs": {"deployment_id": {"any_": [deployment_id]}}}).encode()
+    request = urllib.request.Request(f"{api_url}/flow_runs/filter", data=query,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_the_schedule_fires_and_a_worker_completes_the_scheduled_run(server_environment, colour_model, tmp_path):
+    """No hand-triggered run: Prefect's own scheduler must create the run and a worker must finish it.
+
+    The deployment is prefect.yaml's nightly-inbox as `prefect deploy` makes it, with its daily cron swapped
+    for a 20-second interval (and the test's inbox); with SQLAlchemy 2.1 the server's scheduler fails
+    (`Can't evaluate bulk DML statement`) and no scheduled run ever appears.
+    """
+    inbox, out = make_inbox(tmp_path / "inbox"), tmp_path / "sorted"
+    prefect, api_url = str(BIN / "prefect"), server_environment["PREFECT_API_URL"]
+    run([prefect, "work-pool", "create", "mona-scheduled", "--type", "process"], server_environment)
+    parameters = {"source": str(inbox), "out": str(out),
+                  "overrides": {"model": str(colour_model), "action": "copy", "run": "scheduled-test"}}
+    deployed = run([prefect, "--no-prompt", "deploy", "--name", "nightly-inbox", "--pool", "mona-scheduled",
+                    "--interval", "20", "--params", json.dumps(parameters)], server_environment, cwd=PROJECT,
+                   timeout=120)
+    assert deployed.returncode == 0, deployed.stdout[-4000:] + deployed.stderr[-4000:]
+    assert "interval" in json.dumps(deployment_schedules("sort/nightly-inbox", api_url))
+
+    worker = [prefect, "worker", "start", "--pool", "mona-scheduled", "--limit", "1"]
+    environment = server_environment | {"PREFECT_WORKER_QUERY_SECONDS": "2"}
+    deadline, runs = time.monotonic() + 240, []
+    with start_process(worker, lambda: True, environment, cwd=tmp_path):
+        while time.monotonic() < deadline:
+            runs = flow_runs_of("sort/nightly-inbox", api_url)
+            if any(r["auto_scheduled"] and r["state_type"] == "COMPLETED" for r in runs):
+                break
+            time.sleep(3)
+    states = sorted((r["auto_scheduled"], r["state_type"], r["expected_start_time"]) for r in runs)
+    assert any(r["auto_scheduled"] and r["state_type"] == "COMPLETED" for r in runs), \
+        f"no scheduled run completed within 4 minutes; runs (auto_scheduled, state, start): {states}"
+    assert not any(not r["auto_scheduled"] for r in runs), "a run was started by hand"
+    assert kept(out) == ["p0.jpg", "p3.jpg", "p6.jpg"]
+
+
+def deployment_schedules(deployment: str, api_url: str) -> list[dict]:
+    """The deployment's schedules, as the API returns them."""
+    with urllib.request.urlopen(f"{api_url}/deployments/name/{deployment}", timeout=10) as response:
+        return json.load(response)["schedules"]
