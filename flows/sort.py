@@ -10,6 +10,10 @@ or `--dask local` for a LocalCluster) when one archive outgrows one machine.
 Workers on other machines need the source, the model and OUT on a shared file
 system. (No `from __future__ import annotations` here: served flows resolve
 their parameter types at run time.)
+
+The Dask scheduler unpickles the chunk tasks and so imports this module: it must
+not load TensorFlow. The model code (`SortRun`, `Scorer`) is imported where a
+chunk runs, inside the functions below.
 """
 
 import argparse
@@ -30,31 +34,43 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
     update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.stage import tag_this_run
 from mona_pipeline.config import Action, TilingMode, load_params
-from mona_pipeline.inference import Scorer
-from mona_pipeline.models import load_trained
-from mona_pipeline.sort import SortOverrides, SortRequest, SortRun, Tally, build_request, overrides_from
-from mona_pipeline.sort.sources import exit_process
+from mona_pipeline.errors import UserError
+from mona_pipeline.sort.request import SortOverrides, SortRequest, build_request, overrides_from
+from mona_pipeline.sort.sources import SourceError, exit_process
+from mona_pipeline.sort.tally import Tally
 
 IN_FLIGHT = 4  # chunks submitted and not yet collected
 SERVED_DEPLOYMENT = "nightly-inbox-served"  # `serve`'s name; prefect.yaml's work-pool deployment is "nightly-inbox"
 THUMBNAILS_PER_DECISION = 6  # pictures shown in the run's summary artifact
+REFUSED = "Refused"  # the state name of a run that a user error stopped before any work (a Failed state)
 
 
 @lru_cache(maxsize=2)
-def _scorer(model: Path) -> Scorer:
+def _scorer(model: Path):
     """One loaded, compiled model per process (the flow's, or each Dask worker's), reused by its chunks."""
+    from mona_pipeline.inference import Scorer
+    from mona_pipeline.models import load_trained
+
     return Scorer(load_trained(model))
+
+
+def open_run(request: SortRequest):
+    """The request's `SortRun` with this process's loaded model (imported here: see the module docstring)."""
+    from mona_pipeline.sort.run import SortRun
+
+    return SortRun(request, _scorer(request.model))
 
 
 @task(cache_policy=NO_CACHE)
 def recover_run(request: SortRequest) -> int:
     """Finish or roll back what an interrupted run left half done, before new work starts."""
-    with SortRun(request, _scorer(request.model)) as run:
+    with open_run(request) as run:
         return run.recover()
 
 
@@ -106,13 +122,24 @@ def live_progress(progress_id: uuid.UUID | None) -> LiveProgress | None:
     return _LIVE_PROGRESS.get(progress_id)
 
 
-@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def sort_chunk(request: SortRequest, item_ids: list[str], progress_id: uuid.UUID | None = None) -> Tally:
-    """Score, decide and act on one chunk; journaled, so a retry redoes nothing already done."""
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, tags=["sort-chunk"])
+def sort_chunk(request: SortRequest, item_ids: list[str], progress_id: uuid.UUID | None = None,
+               label: str = "chunk") -> Tally:
+    """Score, decide and act on one chunk; journaled, so a retry redoes nothing already done.
+
+    Args:
+        label: the chunk's name in logs (`chunk 3/12`).
+    """
+    logger = get_run_logger()
+    logger.info("%s: %d pictures, from %s", label, len(item_ids), item_ids[0])
     live = live_progress(progress_id)
-    with SortRun(request, _scorer(request.model)) as run:
-        return run.process(run.source.items_for(item_ids), progress=live.batch_done if live else lambda n: None,
-                           sheet=run.sheet.for_chunk(item_ids[0]))
+    with open_run(request) as run:
+        tally = run.process(run.source.items_for(item_ids), progress=live.batch_done if live else lambda n: None,
+                            sheet=run.sheet.for_chunk(item_ids[0]))
+    logger.info("%s done: %s; %d already done, %d file operations failed", label,
+                ", ".join(f"{count} {decision}" for decision, count in tally.counts.items()), tally.skipped_done,
+                tally.action_failures)
+    return tally
 
 
 def chunked(ids: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -120,16 +147,25 @@ def chunked(ids: Iterator[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
+def chunk_label(number: int, total: int) -> str:
+    """`chunk 3/12`: a chunk's name in task-run names and logs."""
+    return f"chunk {number}/{total}"
+
+
 def submit_chunks(request: SortRequest, item_ids: list[str], progress: LiveProgress) -> list[Tally]:
-    """Submit the chunks with at most IN_FLIGHT outstanding (memory does not grow with the archive)."""
+    """Submit the chunks with at most IN_FLIGHT outstanding (memory does not grow with the archive).
+    Each chunk's task run is named `chunk 3/12 (2048 pictures)`."""
     tallies, running = [], []
+    total = -(-len(item_ids) // request.chunk_size)
 
     def collect(future, size: int) -> None:
         tallies.append(future.result())
         progress.chunk_done(size)
 
-    for chunk in chunked(iter(item_ids), request.chunk_size):
-        running.append((sort_chunk.submit(request, chunk, progress.artifact_id), len(chunk)))
+    for number, chunk in enumerate(chunked(iter(item_ids), request.chunk_size), start=1):
+        label = chunk_label(number, total)
+        named = sort_chunk.with_options(task_run_name=f"{label} ({len(chunk)} pictures)")
+        running.append((named.submit(request, chunk, progress.artifact_id, label), len(chunk)))
         if len(running) >= IN_FLIGHT:
             collect(*running.pop(0))
     sizes = {id(future): size for future, size in running}
@@ -150,8 +186,14 @@ def artifact_key(*parts: str) -> str:
 
     Every run of one named run (a deployment's, for example) reuses its keys, so the UI keeps its history.
     """
-    key = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+    key = re.sub(r"[^a-z0-9]+", "-", "-".join(part for part in parts if part).lower()).strip("-")
     return key[:60].strip("-") or "sort"
+
+
+def run_artifact_key(run_name: str) -> str:
+    """`sort-<deployment>-<run>` in a deployment's runs, `sort-<run>` otherwise: two deployments that sort
+    under one run name (served and on a worker, say) keep separate histories."""
+    return artifact_key("sort", deployment.name or "", run_name)
 
 
 def sort_run_name() -> str:
@@ -169,7 +211,7 @@ def sort_run_name() -> str:
 
 @flow(name="sort", flow_run_name=sort_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
 def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides(),
-              params_file: Path = Path("params.yaml")) -> dict:
+              params_file: Path = Path("params.yaml"), create_source: bool = False) -> dict:
     """Sort a folder, archive, list or remote folder: keep / review / drop, journaled and undoable.
 
     Args:
@@ -183,18 +225,28 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides()
             review pictures out of the source folder, delete moves dropped pictures into the run's trash
             (`mona undo` puts everything back).
         params_file: the project's parameters file (relative to the run's folder); absent: built-in defaults.
+        create_source: make the source folder when it does not exist yet (a nightly inbox: the first run finds
+            it empty); otherwise a missing source refuses the run.
     """
     start = time.perf_counter()
     logger = get_run_logger()
-    params = load_params(params_file) if Path(params_file).is_file() else None
-    request = build_request(params, source, out, overrides)
-    with SortRun(request, _scorer(request.model)) as run:  # checks source, action and model before any work
+    try:
+        params = load_params(params_file) if Path(params_file).is_file() else None
+        request = build_request(params, source, out, overrides)
+        if create_source and "://" not in request.source and not Path(request.source).exists():
+            Path(request.source).mkdir(parents=True)
+            logger.info("created the inbox folder %s: pictures put there are sorted by the next run",
+                        Path(request.source).absolute())
+        run = open_run(request)  # checks source, action and model before any work
+    except UserError as error:
+        return refuse(error)
+    with run:
         tag_this_run("sort", f"action:{request.action}", f"source:{source_label(request.source)}",
                      f"target:{run.scorer.trained.metadata.target or 'model'}",
                      name=f"sort {run.run_dir.name} of {request.source}")
         recover_run(request)
         item_ids = list(run.source.ids())  # one walk of the source: chunks and the progress total
-        key = artifact_key("sort", run.run_dir.name)
+        key = run_artifact_key(run.run_dir.name)
         logger.info("sorting %d pictures from %s into %s (run %s, action %s, chunks of %d)", len(item_ids),
                     request.source, request.out, run.run_dir.name, request.action, request.chunk_size)
         progress_id = create_progress_artifact(progress=0.0, key=f"{key}-progress",
@@ -214,11 +266,21 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides()
     return summary
 
 
-def publish(summary: dict, run: SortRun, key: str) -> None:
+def refuse(error: UserError):
+    """End the run as Failed (named Refused) with the problem as one log line: a user's mistake (a missing
+    source, a bad setting) is no crash and gets no traceback."""
+    message = f"{error}. Relative paths are relative to {Path.cwd()}; give the run other parameters (the run " \
+              f"form, `--param source=...`) or change the deployment" if isinstance(error, SourceError) else str(error)
+    get_run_logger().error(message)
+    return Failed(name=REFUSED, message=message)
+
+
+def publish(summary: dict, run, key: str) -> None:
     """The run's counts table and its summary with sample thumbnails, under keys of this run (history kept)."""
     counts = summary["counts"]
     create_table_artifact(key=f"{key}-counts", table=[{"decision": k, "pictures": v} for k, v in counts.items()],
                           description=f"sort of {summary['source']}")
+    # Paths as text to copy: the UI cannot open file:// links (a browser page may not open local files).
     report, journal = Path(summary["report"]).resolve(), Path(summary["journal"]).resolve()
     create_markdown_artifact(key=f"{key}-summary", description=f"sort of {summary['source']}", markdown=(
         f"# Sort of `{summary['source']}`\n"
@@ -226,8 +288,8 @@ def publish(summary: dict, run: SortRun, key: str) -> None:
         f"{counts['drop']} drop, {counts['unreadable']} unreadable; action `{summary['action']}`, "
         f"confidence {summary['confidence']}.\n\n"
         f"- kept: `{Path(summary['kept_dir']).resolve()}`\n"
-        f"- contact sheet: [{report.name}]({report.as_uri()}) (`{report}`)\n"
-        f"- journal: [{journal.name}]({journal.as_uri()}) (`{journal}`)\n"
+        f"- contact sheet: `{report}`\n"
+        f"- journal: `{journal}` (`mona undo {journal.parent}` puts everything back)\n"
         f"- {summary['pictures_per_second']} pictures/s; {summary['resumed_skipped']} already done; "
         f"{summary['action_failures']} file operations failed (pictures left in place)\n"
         f"- tiling `{summary['tiling']['mode']}`: {summary['found_in_tiles']} kept or review pictures found in a tile "
@@ -235,7 +297,7 @@ def publish(summary: dict, run: SortRun, key: str) -> None:
         + thumbnails_markdown(run)))
 
 
-def thumbnails_markdown(run: SortRun) -> str:
+def thumbnails_markdown(run) -> str:
     """A few sampled pictures per decision as inline images, highest score first; drops are the near misses."""
     sections = []
     for decision, heading in (("keep", "Kept"), ("review", "For review"), ("drop", "Closest drops")):
@@ -264,9 +326,10 @@ def dask_runner(address: str):
 
 
 def serve(inbox: Path, out: Path, cron: str, name: str, overrides: SortOverrides, params_file: Path) -> None:
-    """Serve the nightly sort from this process: `inbox` into `out` on `cron` (prefect.yaml: the same for a pool)."""
-    sort_flow.serve(name=name, cron=cron, tags=["nightly", "served"], parameters={
-        "source": str(inbox.resolve()), "out": str(out.resolve()),
+    """Serve the nightly sort from this process: `inbox` into `out` on `cron` (prefect.yaml: the same for a pool).
+    The inbox is made on the first run if it does not exist; one run at a time (the deployment's limit)."""
+    sort_flow.serve(name=name, cron=cron, tags=["nightly", "served"], limit=1, parameters={
+        "source": str(inbox.resolve()), "out": str(out.resolve()), "create_source": True,
         "overrides": overrides.model_dump(mode="json", exclude_none=True), "params_file": str(params_file.resolve())})
 
 
@@ -304,9 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = overrides_from(args)
     runner = sort_flow.with_options(task_runner=dask_runner(args.dask)) if args.dask else sort_flow
-    summary = runner(args.source, args.out, overrides, args.params)
+    state = runner(args.source, args.out, overrides, args.params, return_state=True)
+    if state.is_failed() and state.name == REFUSED:
+        print(f"error: {state.message}", file=sys.stderr)
+        return exit_process(2)
+    summary = state.result()  # a crash raises here, with its traceback
     print(f"{summary['counts']}; report: {summary['report']}")
-    return exit_process(0)  # an S3 source's file system would abort the process at exit
+    return exit_process(0 if summary["complete"] else 1)  # an S3 source's file system would abort the process at exit
 
 
 if __name__ == "__main__":

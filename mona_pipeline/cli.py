@@ -7,6 +7,7 @@
     mona undo OUT/runs/RUN                 # put moved or trashed pictures back
     mona purge OUT/runs/RUN --yes          # empty a run's trash for good
     mona summary [--sort-run OUT/runs/RUN] # the evaluation table, and how a sort agrees with it
+    mona compare                           # the curriculum vs the baseline over DVC experiments' seeds
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from mona_pipeline.config import Action, ParamsError, TilingMode, digest, load_params
+from mona_pipeline.config import Action, TilingMode, digest, load_params
+from mona_pipeline.errors import UserError
 
 # Before TensorFlow loads (the commands import it lazily): its C++ start-up lines on a machine without a
 # GPU ("Unable to register cuFFT factory", "Could not find cuda drivers") read like failures and are not.
@@ -147,6 +149,16 @@ def command_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_compare(args: argparse.Namespace) -> int:
+    from mona_pipeline import compare
+
+    text = compare.render(compare.summarise(compare.collect(args.repo)))
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mona", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file")
@@ -190,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--reports", type=Path, default=Path("reports/evaluation"), help="evaluate's report folder")
     summary.add_argument("--sort-run", type=Path, default=None, help="a sort run folder (OUT/runs/RUN)")
     summary.set_defaults(handler=command_summary)
+    compare = commands.add_parser("compare", help="the curriculum vs the baseline over DVC experiments' seeds")
+    compare.add_argument("--repo", type=Path, default=Path("."), help="the project folder (a DVC repository)")
+    compare.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
+    compare.set_defaults(handler=command_compare)
     return parser
 
 
@@ -209,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         code = args.handler(args)
-    except ParamsError as error:
+    except UserError as error:  # ParamsError, SourceError, NotARun, SettingsError, ModelNotFound, ...
         print(f"error: {error}", file=sys.stderr)
         code = 2
     except (FileNotFoundError, ValueError) as error:  # includes SourceError, NotARun, ValidationError

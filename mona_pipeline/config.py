@@ -20,6 +20,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mona_pipeline.errors import UserError
+
 STAGE_ORDER = ("gender", "lookalike", "target")
 WILDCARD = "*"
 # The paper's P: keep a picture when the target's probability is at least this. Stored with the model.
@@ -30,7 +32,7 @@ MAX_IMAGE_PIXELS = 64_000_000
 Action = Literal["copy", "move", "link", "delete", "none"]
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """params.yaml is missing, unreadable or invalid; the message says which key and why."""
 
 
@@ -209,10 +211,6 @@ class TilingParams(Section):
         return self.mode == "auto" and self.auto_from <= whole_score < decisive
 
 
-class CompareParams(Section):
-    seeds: list[int] = Field([42, 1, 2], min_length=2, description="train.seed values compared (make compare)")
-
-
 class SortParams(Section):
     """A sort's settings: params.yaml's `sort` section, and the fields a sort run form shows."""
 
@@ -245,7 +243,6 @@ class Params(Section):
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
-    compare: CompareParams = CompareParams()
     tiling: TilingParams = TilingParams()
     sort: SortParams = SortParams()
 
@@ -278,12 +275,20 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-            message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-            problems.append(f"  {key}: {message} (got {item.get('input')!r})")
-        raise ParamsError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(problems)) from None
+        problems = validation_problems(error)
+        raise ParamsError(f"{path} has {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems)) \
+            from None
+
+
+def validation_problems(error: ValidationError) -> list[str]:
+    """Each problem of a validation as `dotted.key: what is wrong (got value)`."""
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        message = message.removeprefix("Value error, ")
+        problems.append(f"{key}: {message[:1].lower() + message[1:]} (got {item.get('input')!r})")
+    return problems
 
 
 def digest(*sections: BaseModel) -> str:

@@ -29,6 +29,7 @@ from keras import layers
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mona_pipeline.config import ModelParams
+from mona_pipeline.errors import UserError
 
 BACKBONE, HEAD = "backbone", "head"
 SHARED_OBJECT_ID = re.compile(r'("shared_object_id": )(\d+)')
@@ -92,7 +93,15 @@ def build_compact_backbone(image_size: int, width: float) -> keras.Model:
     return keras.Model(inputs, x, name=BACKBONE)
 
 
-class WeightsUnavailable(RuntimeError):
+class ModelNotFound(UserError, FileNotFoundError):
+    """The folder holds no trained model (model.keras and metadata.json)."""
+
+
+class BadModel(UserError, ValueError):
+    """The folder's metadata.json is not a trained model's metadata."""
+
+
+class WeightsUnavailable(UserError, RuntimeError):
     """Pretrained weights were asked for and cannot be downloaded; the message says what to do."""
 
 
@@ -289,16 +298,16 @@ def read_metadata(folder: Path) -> ModelMetadata:
     """A saved model's metadata alone (no network loaded).
 
     Raises:
-        FileNotFoundError: the folder holds no trained model.
-        ValueError: its metadata.json is not valid.
+        ModelNotFound: the folder holds no trained model.
+        BadModel: its metadata.json is not valid.
     """
     if not (folder / MODEL_FILE).is_file() or not (folder / METADATA_FILE).is_file():
-        raise FileNotFoundError(f"no trained model in {folder} (expected {MODEL_FILE} and {METADATA_FILE}); "
-                                f"train it first (dvc repro)")
+        raise ModelNotFound(f"no trained model in {Path(folder).absolute()} (expected {MODEL_FILE} and "
+                            f"{METADATA_FILE}); train it first (dvc repro), or give another model folder")
     try:
         return ModelMetadata.model_validate_json((folder / METADATA_FILE).read_text())
     except ValueError as error:
-        raise ValueError(f"{folder / METADATA_FILE} is not valid model metadata: {error}") from None
+        raise BadModel(f"{folder / METADATA_FILE} is not valid model metadata: {error}") from None
 
 
 def load_trained(folder: Path) -> TrainedModel:

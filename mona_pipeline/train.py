@@ -5,13 +5,16 @@
 Stage k starts from stage k-1's saved model: the backbone is kept, the head
 replaced for the new classes; the new head trains first with the backbone
 frozen, then everything fine-tunes at a lower rate. Early stopping on
-validation loss keeps the best weights. Curves go to dvclive (`dvc plots`) and
-to a PNG. Unreasonable configurations stop before any training.
+validation loss keeps the best weights. Curves go to dvclive in
+reports/train/<stage>/ (`dvc plots diff` overlays experiments; its metrics.json,
+the best epoch's, is what `dvc exp show` lists) and to a PNG in the model folder.
+Unreasonable configurations stop before any training.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import time
@@ -23,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from mona_pipeline.config import STAGE_ORDER, Params, digest
+from mona_pipeline.errors import UserError
 from mona_pipeline.metrics import fit_temperature
 from mona_pipeline.models import (BACKBONE, MODEL_FILE, ModelMetadata, MonaCNNConfig, build_model, keras_seeds,
                                   replace_head, save_trained)
@@ -31,9 +35,11 @@ from mona_pipeline.shards import class_counts, make_dataset, read_index
 logger = logging.getLogger(__name__)
 
 CURVES_FILE = "curves.png"
+MODELS_DIR = Path("models")  # models/<stage>/: dvc.yaml's outs
+TRAINING_REPORTS = Path("reports/train")  # reports/train/<stage>/: dvclive's plots and the stage's metrics.json
 
 
-class ConfigurationError(ValueError):
+class ConfigurationError(UserError, ValueError):
     """The training configuration cannot work; the message says what to change."""
 
 
@@ -287,15 +293,21 @@ def start_model(plan: StagePlan, params: Params) -> keras.Model:
         return replace_head(parent, params.model, 2, name=plan.name)
 
 
-def fit_phases(model: keras.Model, plan: StagePlan, data: StageData, params: Params, out_dir: Path) -> dict:
-    """Head phase (backbone frozen), then fine-tuning; keeps the best epoch's weights. Returns the history."""
+def fit_phases(model: keras.Model, plan: StagePlan, data: StageData, params: Params, out_dir: Path,
+               live_dir: Path) -> dict:
+    """Head phase (backbone frozen), then fine-tuning; keeps the best epoch's weights. Returns the history.
+
+    Args:
+        live_dir: dvclive's folder: one step per epoch over both phases (plots/metrics/{train,eval}/*.tsv).
+    """
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
     calibrate = BatchNormCalibrator(model, data.calibration)
     checkpoint = out_dir / "best.weights.h5"
     history: dict[str, list[float]] = {}
-    live = Live(dir=str(out_dir / "live"), dvcyaml=None, save_dvc_exp=False, report=None)
+    # dvcyaml=None: dvc.yaml registers these plots itself; save_dvc_exp=False: `dvc exp run` makes experiments.
+    live = Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
     # One checkpoint callback for both phases: it keeps the best epoch over the whole stage.
     keep_best = keras.callbacks.ModelCheckpoint(str(checkpoint), "val_loss", save_best_only=True,
                                                 save_weights_only=True)
@@ -335,9 +347,26 @@ def calibrate_temperature(model: keras.Model, validation: tf.data.Dataset) -> fl
     return round(fit_temperature(np.concatenate(truth), np.concatenate(scores)), 4)
 
 
-def train_stage(name: str, params: Params, models_dir: Path = Path("models")) -> ModelMetadata:
+def write_training_metrics(live_dir: Path, stage: str, metrics: dict[str, float]) -> Path:
+    """The stage's metrics.json for DVC: the kept (best) epoch's validation numbers under the stage's name.
+
+    dvclive's own summary in that file is the last epoch's values plus its `step`; the stage keeps the best
+    epoch's weights, and four stages with the same keys would show up in `dvc exp show` as path-prefixed
+    columns (`reports/train/gender/metrics.json:step`), so the stage writes its own: `gender.val_accuracy`, ...
+    """
+    path = live_dir / "metrics.json"
+    path.write_text(json.dumps({stage: {"val_accuracy": round(metrics["val_accuracy"], 4),
+                                        "val_loss": round(metrics["val_loss"], 4),
+                                        "best_epoch": int(metrics["best_epoch"])}}, indent=2) + "\n")
+    return path
+
+
+def train_stage(name: str, params: Params, models_dir: Path = MODELS_DIR,
+                reports_dir: Path = TRAINING_REPORTS) -> ModelMetadata:
     """Train one stage (or `baseline`) and save models/<name>/{model.keras, metadata.json, curves.png}.
 
+    Args:
+        reports_dir: where reports/train/<name>/ (dvclive's curves, the best epoch's metrics.json) goes.
     Returns:
         the metadata written (class names, threshold, precision, digests, metrics, seconds).
     """
@@ -355,7 +384,8 @@ def train_stage(name: str, params: Params, models_dir: Path = Path("models")) ->
     data = load_stage_data(plan, params)
     start = time.perf_counter()
     model = start_model(plan, params)
-    history = fit_phases(model, plan, data, params, out_dir)
+    live_dir = reports_dir / name
+    history = fit_phases(model, plan, data, params, out_dir, live_dir)
     temperature = calibrate_temperature(model, data.validation)
     seconds = time.perf_counter() - start
     plot_curves(history, out_dir / CURVES_FILE, f"{name}: {' vs '.join(stage.class_names)}")
@@ -372,6 +402,7 @@ def train_stage(name: str, params: Params, models_dir: Path = Path("models")) ->
                  "best_epoch": best + 1},
         history=history)
     save_trained(model, metadata, out_dir)
+    write_training_metrics(live_dir, name, metadata.metrics)
     # Not in the metadata: the model folder is a DVC output, and the same training must give the same bytes.
     logger.info("stage %s: %d epochs in %.1f s (%s)", name, metadata.epochs, seconds, policy)
     keras.backend.clear_session()  # free memory before the next stage (the paper's last step)

@@ -48,3 +48,23 @@ def test_sort_flow_runs_on_an_external_scheduler_with_separate_workers(dask_clus
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert sorted(path.name for path in (out / "keep").iterdir()) == [f"p{i:02d}.jpg" for i in range(0, 24, 3)]
+    # The scheduler unpickled the chunk tasks (so imported flows.sort) without loading the model code.
+    from distributed import Client
+
+    with Client(dask_cluster, timeout=30) as client:
+        loaded = client.run_on_scheduler(lambda: sorted({name.split(".")[0] for name in __import__("sys").modules}))
+    assert "flows" in loaded and not {"tensorflow", "keras", "tensorflow_io"} & set(loaded)
+
+
+def test_the_flow_module_imports_without_tensorflow(tmp_path):
+    """What a Dask scheduler host needs: flows.sort must import with TensorFlow and Keras absent."""
+    blocker = ("import sys, importlib.abc\n"
+               "class Block(importlib.abc.MetaPathFinder):\n"
+               "    def find_spec(self, name, path, target=None):\n"
+               "        if name.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_io'):\n"
+               "            raise ImportError(f'blocked: {name}')\n"
+               "sys.meta_path.insert(0, Block())\n"
+               "import flows.sort\n"
+               "print('imported')\n")
+    result = run([str(BIN / "python"), "-c", blocker], quiet_environment(), timeout=120, cwd=tmp_path)
+    assert result.returncode == 0 and "imported" in result.stdout, result.stderr[-3000:]

@@ -38,13 +38,67 @@ def test_sort_flow_on_threads_publishes_progress_counts_and_summary(pile, tmp_pa
     assert {"sort", "action:copy", "source:pile", "target:mona"} <= set(flow_run.tags)
     # Artifact keys are the run's own, so the next run of it adds a version instead of overwriting others.
     markdown = _artifact_data("sort-threads-test-summary")
-    assert "**10 keep**" in markdown and "report.html](file://" in markdown
+    report = tmp_path / "out" / "runs" / "threads-test" / "report.html"
+    # Paths to copy, not file:// links (the UI cannot open those).
+    assert "**10 keep**" in markdown and f"contact sheet: `{report}`" in markdown and "file://" not in markdown
     assert "## Kept" in markdown and markdown.count("data:image/jpeg;base64,") >= 6  # kept and closest drops
     assert "keep" in _artifact_data("sort-threads-test-counts")
     assert float(_artifact_data("sort-threads-test-progress")) == pytest.approx(100.0)
+    # Each chunk is a task run named for its place and size (31 pictures in chunks of 7: 5 chunks).
+    names = sorted(task_run.name for task_run in _task_runs(flow_run.id) if task_run.name.startswith("chunk"))
+    assert names == [f"chunk {n}/5 (7 pictures)" for n in range(1, 5)] + ["chunk 5/5 (3 pictures)"]
     # A second run of the same request finds everything done and changes nothing.
     again = sort_flow(str(pile), tmp_path / "out", overrides, tmp_path / "no-params.yaml")
     assert again["resumed_skipped"] == 31 and again["counts"] == summary["counts"]
+
+
+def _task_runs(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+
+def _logs(flow_run_id) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()  # logs travel to the API in batches
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [log.message for log in logs]
+
+
+def test_a_chunk_logs_its_start_and_its_counts(pile, tmp_path, colour_model, prefect_harness):
+    state = sort_flow(str(pile), tmp_path / "out", {"model": colour_model, "chunk_size": 16, "run": "chunk-logs"},
+                      tmp_path / "no-params.yaml", return_state=True)
+    messages = _logs(_flow_run(state).id)
+    assert any(m.startswith("chunk 1/2: 16 pictures, from ") for m in messages), messages
+    done = [m for m in messages if m.startswith("chunk ") and " done: " in m]
+    counts = [dict((decision, int(count)) for count, decision in (part.split(" ") for part in
+              m.split(" done: ")[1].split(";")[0].split(", "))) for m in done]
+    assert len(done) == 2 and sum(c["keep"] for c in counts) == 10 and sum(c["unreadable"] for c in counts) == 1
+
+
+def test_a_missing_source_refuses_the_run_in_one_line_with_its_absolute_path(tmp_path, colour_model,
+                                                                            prefect_harness, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = sort_flow("inbox", tmp_path / "out", {"model": colour_model}, tmp_path / "no-params.yaml",
+                      return_state=True)
+    assert state.is_failed() and state.name == "Refused"
+    assert state.message.startswith(f"source not found: {tmp_path / 'inbox'}. Relative paths are relative to "
+                                    f"{tmp_path}") and "\n" not in state.message
+    messages = _logs(_flow_run(state).id)
+    assert state.message in messages and not any("Traceback" in m for m in messages)
+
+
+def test_a_nightly_inbox_is_made_on_its_first_run(tmp_path, colour_model, prefect_harness, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    summary = sort_flow("inbox", tmp_path / "out", {"model": colour_model, "action": "move"},
+                        tmp_path / "no-params.yaml", create_source=True)
+    assert (tmp_path / "inbox").is_dir() and summary["pictures"] == 0 and summary["complete"]
 
 
 def test_sort_run_name_without_a_run_name_comes_from_source_and_action(pile, tmp_path, colour_model,

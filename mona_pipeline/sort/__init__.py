@@ -9,6 +9,7 @@ The package, one module per concern:
     sources.py        folders, archives read in place, path lists, remote URLs
     decisions.py      score -> keep | review | drop | unreadable -> file operation
     run.py            SortRun: score, decide, journal, act; `sort_source` for one process
+    tally.py          Tally: what one pass did (chunks' tallies add up)
     files.py          interrupt-safe copy / move / link, hash checks
     journal.py        the run's SQLite journal (planned before, done after each operation)
     recovery.py       finish a killed run, undo a run, purge a run's trash
@@ -21,7 +22,7 @@ import importlib
 # second without TensorFlow; a sort loads run.py and, with it, the model code.
 _HOMES = {"DECISIONS": "decisions", "decide": "decisions", "purge_run": "recovery", "undo_run": "recovery",
           "SortOverrides": "request", "SortRequest": "request", "build_request": "request",
-          "overrides_from": "request", "SortRun": "run", "SortStopped": "run", "Tally": "run", "sort_source": "run"}
+          "overrides_from": "request", "SortRun": "run", "SortStopped": "run", "Tally": "tally", "sort_source": "run"}
 
 __all__ = sorted(_HOMES)
 

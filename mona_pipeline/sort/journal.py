@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from mona_pipeline.errors import UserError
+
 JOURNAL_NAME = "journal.sqlite"  # in the run's folder: OUT/runs/<run>/journal.sqlite
 
 SCHEMA = """
@@ -183,7 +185,7 @@ class Journal:
         return self.connection.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
 
 
-class NotARun(ValueError):
+class NotARun(UserError, ValueError):
     """A folder given to undo or purge that is not a sort run; the message says why."""
 
 

@@ -15,11 +15,16 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, TypeAdapter, WithJsonSchema, create_model, \
-    model_serializer
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, TypeAdapter, ValidationError, WithJsonSchema, \
+    create_model, model_serializer
 from pydantic.fields import FieldInfo
 
-from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams, TilingParams
+from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams, TilingParams, validation_problems
+from mona_pipeline.errors import UserError
+
+
+class SettingsError(UserError, ValueError):
+    """A sort setting is out of range, unknown or inconsistent; the message names each one."""
 
 
 class SortRequest(SortParams):
@@ -112,7 +117,7 @@ def build_request(params: Params | None, source: str, out: Path,
         params: the project's parameters, or None outside a project (the built-in defaults).
         overrides: a `SortOverrides` (or a dict of its fields); None values are ignored.
     Raises:
-        pydantic.ValidationError: an override is out of range, unknown, or inconsistent.
+        SettingsError: an override is out of range, unknown, or inconsistent (one line per setting).
     """
     settings = {}
     if params is not None:
@@ -121,4 +126,8 @@ def build_request(params: Params | None, source: str, out: Path,
     if isinstance(overrides, BaseModel):
         overrides = overrides.model_dump()
     settings |= {key: value for key, value in (overrides or {}).items() if value is not None}
-    return SortRequest.model_validate({**settings, "source": str(source), "out": out})
+    try:
+        return SortRequest.model_validate({**settings, "source": str(source), "out": out})
+    except ValidationError as error:
+        raise SettingsError("; ".join(f"sort setting {problem}" for problem in validation_problems(error))) \
+            from None

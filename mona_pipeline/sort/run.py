@@ -28,7 +28,7 @@ import logging
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
@@ -43,43 +43,11 @@ from mona_pipeline.sort.decisions import DECISIONS, decide, operation_for
 from mona_pipeline.sort.journal import JOURNAL_NAME, Entry, Journal
 from mona_pipeline.sort.request import SortRequest
 from mona_pipeline.sort.sources import Item, SourceError, open_source
+from mona_pipeline.sort.tally import FOUND_SAMPLE, Tally
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_NAME, REPORT_NAME = "summary.json", "report.html"
-FOUND_SAMPLE = 500  # pictures a tile decided, listed in summary.json
-
-
-@dataclass
-class Tally:
-    """What one `process` call did; chunks' tallies add up to the run's."""
-
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DECISIONS, 0))
-    skipped_done: int = 0
-    already_there: int = 0  # the identical picture was already at its destination: nothing done
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    action_failures: int = 0
-    problems: list[str] = field(default_factory=list)  # what stopped reading or scoring early
-    samples: dict = field(default_factory=dict)  # the contact-sheet samples of this call
-    found_in_tiles: int = 0  # pictures a tile decided (kept)
-    found_sample: list[dict] = field(default_factory=list)  # the first FOUND_SAMPLE of them, with the box
-
-    @classmethod
-    def merged(cls, tallies: Iterable["Tally"]) -> "Tally":
-        total = cls()
-        for tally in tallies:
-            for decision, count in tally.counts.items():
-                total.counts[decision] += count
-            total.skipped_done += tally.skipped_done
-            total.already_there += tally.already_there
-            total.errors += tally.errors
-            total.action_failures += tally.action_failures
-            total.problems += tally.problems
-            total.found_in_tiles += tally.found_in_tiles
-            total.found_sample += tally.found_sample[:FOUND_SAMPLE - len(total.found_sample)]
-        return total
-
-
 @dataclass
 class _Read:
     """A picture on its way from the source to the journal."""

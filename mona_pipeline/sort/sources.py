@@ -34,6 +34,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from PIL import Image, UnidentifiedImageError
 
+from mona_pipeline.errors import UserError
 from mona_pipeline.images import PICTURE_EXTENSIONS, sniff_format
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -42,7 +43,7 @@ MAX_PICTURE_BYTES = 256 * 1024 * 1024  # a file or member larger than this is re
 HEAD_BYTES = 64 * 1024  # read first: content that is not a picture is refused without reading the rest
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """The source cannot be opened; the message says which and why."""
 
 
@@ -392,7 +393,7 @@ def open_source(spec: str | Path, exclude: Path | None = None):
     if path.is_dir():
         return FolderSource(path, exclude)
     if not path.exists():
-        raise SourceError(f"source not found: {path}")
+        raise SourceError(f"source not found: {path.absolute()}")
     if lower.endswith(".zip"):
         if not zipfile.is_zipfile(path):
             raise SourceError(f"{path} is named .zip but is not a zip archive")

@@ -6,7 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from mona_pipeline.config import MAX_IMAGE_PIXELS, SortParams, TilingParams
+from mona_pipeline.errors import UserError
 from mona_pipeline.sort import SortOverrides, SortRequest, build_request, overrides_from
+from mona_pipeline.sort.request import SettingsError
 from tests.conftest import tiny_params
 
 
@@ -52,14 +54,15 @@ def test_overrides_from_a_namespace_take_only_known_names():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"confidence": 1.5}, "less than or equal to 1"),
-    ({"action": "shred"}, "'copy', 'move', 'link', 'delete' or 'none'"),
-    ({"batch_size": 0}, "greater than or equal to 1"),
-    ({"confidence": 0.5, "review_from": 0.7}, "must be below confidence"),
+    ({"confidence": 1.5}, r"^sort setting confidence: input should be less than or equal to 1 \(got 1.5\)$"),
+    ({"action": "shred"}, r"^sort setting action: input should be 'copy', 'move', 'link', 'delete' or 'none'"),
+    ({"batch_size": 0}, "sort setting batch_size: input should be greater than or equal to 1 \\(got 0\\)"),
+    ({"confidence": 0.5, "review_from": 0.7}, "review_from \\(0.7\\) must be below confidence \\(0.5\\)"),
 ])
-def test_bad_overrides_name_the_problem(overrides, message):
-    with pytest.raises(ValidationError, match=message):
+def test_bad_overrides_are_one_line_naming_the_setting_and_the_value(overrides, message):
+    with pytest.raises(SettingsError, match=message) as raised:
         build_request(None, "inbox", Path("out"), overrides)
+    assert "\n" not in str(raised.value) and isinstance(raised.value, UserError)
 
 
 def test_an_unknown_override_is_an_error():
