@@ -56,20 +56,17 @@ def tag_this_run(*tags: str, name: str | None = None) -> None:
 
 
 def stage_run_name() -> str:
-    """`<flow> [<stage>]`, and the seeds from the params file for training and the seed comparison:
-    `train gender seed 7`, `compare seeds 42, 1, 2`."""
+    """`<flow> [<stage>]`, and the seed from the params file for training: `train gender seed 7`."""
     from prefect.runtime import flow_run
 
     parameters, name = flow_run.parameters, flow_run.flow_name
     what = f"{name} {parameters['stage']}" if parameters.get("stage") else name
-    if name not in ("train", "compare"):
+    if name != "train":
         return what
     try:
         params = load_params(Path(parameters.get("params_file") or "params.yaml"))
     except (OSError, ParamsError):
         return what
-    if name == "compare":
-        return f"{what} seeds {', '.join(map(str, params.compare.seeds))}"
     return f"{what} seed {params.train.seed}"
 
 

@@ -1,81 +1,62 @@
-"""The seed comparison's summary: means and spreads per model, the paired difference, honest verdicts."""
-
-import json
+"""The seeds summary over DVC experiments: grouped by variant, mean and spread per model, paired differences."""
 
 import pytest
 
 from mona_pipeline import compare
 
 
-def _metrics(f1: float, alarms: int) -> dict:
-    sets = {"test": {"f1": f1, "precision": 0.9, "recall": 0.8, "recall_in_distribution": 0.9,
-                     "recall_held_out": 0.7, "lookalike_false_alarms": alarms, "false_alarms": alarms + 1,
-                     "ece": 0.05, "roc_auc": 0.95},
-            "validation": {"f1": f1, "recall": 0.8}}
-    return sets
+def _row(seed: int, f1: tuple[float, float], alarms: tuple[int, int], name: str | None = None,
+         weight: float = 1.0, state: str | None = "success") -> dict:
+    """One experiment as `dvc exp show --json --param-deps` gives it (an ExpRange with its one revision)."""
+    metrics = {model: {"f1": value, "precision": 0.9, "lookalike_false_alarms": alarm}
+               for model, value, alarm in zip(compare.MODELS, f1, alarms)}
+    data = {"params": {"params.yaml": {"data": {"train": {"seed": seed, "lookalike_weight": weight}}}},
+            "metrics": {"reports/metrics.json": {"data": metrics},
+                        "reports/train/gender/metrics.json": {"data": {"gender": {"val_accuracy": 0.6}}}}}
+    revision = {"rev": f"{seed:040d}", "name": name, "data": data, "error": None, "experiments": None}
+    return {"revs": [revision], "executor": {"state": state} if state else None, "name": name}
 
 
-def test_summary_gives_mean_spread_and_the_paired_difference(tmp_path):
-    per_seed = {1: {"three_stage": _metrics(0.80, 3), "baseline": _metrics(0.70, 5)},
-                2: {"three_stage": _metrics(0.90, 2), "baseline": _metrics(0.85, 6)},
-                3: {"three_stage": _metrics(0.60, 9), "baseline": _metrics(0.65, 4)}}
-    summary = compare.write_summary(per_seed, tmp_path / "compare.json", tmp_path / "compare.md")
-    f1 = summary["models"]["three_stage"]["test.f1"]
-    assert f1["mean"] == pytest.approx(0.7667, abs=1e-4) and f1["min"] == 0.6 and f1["max"] == 0.9
-    assert f1["std"] == pytest.approx(0.1528, abs=1e-4)
-    difference = summary["three_stage_minus_baseline"]["test.f1"]
-    assert difference["values"] == pytest.approx([0.10, 0.05, -0.05])
-    assert json.loads((tmp_path / "compare.json").read_text())["seeds"] == [1, 2, 3]
-    table = (tmp_path / "compare.md").read_text()
-    assert "| test.f1 |" in table and "within the seeds' spread" in table
+def _commits(*experiments: dict, workspace: dict | None = None) -> list[dict]:
+    workspace = workspace or _row(42, (0.8, 0.7), (3, 5))["revs"][0]
+    head = dict(_row(42, (0.99, 0.1), (0, 99))["revs"][0], rev="abc123", name="main")  # another machine's
+    return [dict(workspace, rev="workspace", name=None), dict(head, experiments=list(experiments))]
+
+
+def test_each_variant_gets_mean_spread_and_the_paired_difference():
+    commits = _commits(_row(1, (0.9, 0.85), (2, 6), "seed-1"), _row(2, (0.6, 0.65), (9, 4), "seed-2"),
+                       _row(1, (0.5, 0.5), (1, 1), "weighted-1", weight=3.0),
+                       _row(2, (0.4, 0.6), (1, 2), "weighted-2", weight=3.0),
+                       _row(3, (0.1, 0.1), (0, 0), "still-running", state="running"))
+    experiments = compare.experiments_from_json(commits)
+    # The committed HEAD row (numbers from another machine) and the unfinished experiment are left out.
+    assert sorted(e.name for e in experiments) == ["seed-1", "seed-2", "weighted-1", "weighted-2", "workspace"]
+    summaries = {s["variant"]: s for s in compare.summarise(experiments)}
+    assert set(summaries) == {"train.lookalike_weight=1.0", "train.lookalike_weight=3.0"}
+    plain = summaries["train.lookalike_weight=1.0"]
+    assert plain["seeds"] == [1, 2, 42] and plain["experiments"] == ["seed-1", "seed-2", "workspace"]
+    f1 = plain["metrics"]["f1"]
+    assert f1["three_stage"]["mean"] == pytest.approx(0.7667, abs=1e-4)
+    assert f1["three_stage"]["std"] == pytest.approx(0.1528, abs=1e-4)
+    assert f1["difference"]["values"] == pytest.approx([0.05, -0.05, 0.10])  # seed by seed, 1, 2, 42
+    assert compare.verdict("f1", f1["difference"]) == "within the seeds' spread"
+    alarms = summaries["train.lookalike_weight=3.0"]["metrics"]["lookalike_false_alarms"]
+    assert compare.verdict("lookalike_false_alarms", alarms["difference"]) == "within the seeds' spread"
+    table = compare.render(list(summaries.values()))
+    assert "## train.lookalike_weight=1.0: seeds 1, 2, 42" in table and "| f1 | 0.767 ± 0.153 (0.600 to 0.900)" in table
+
+
+def test_a_variant_with_one_seed_is_not_summarised_and_an_applied_experiment_counts_once():
+    applied = _row(1, (0.9, 0.85), (2, 6), "seed-1")
+    commits = _commits(applied, workspace=applied["revs"][0])  # `dvc exp apply seed-1`: the workspace is seed 1
+    experiments = compare.experiments_from_json(commits)
+    assert [e.seed for e in experiments] == [1]
+    assert compare.summarise(experiments) == []
+    assert "No variant has finished experiments with two or more seeds" in compare.render([])
 
 
 def test_a_verdict_needs_every_seed_to_agree():
-    assert compare._verdict("f1", {"values": [0.1, 0.02]}) == "three-stage better on every seed"
-    assert compare._verdict("lookalike_false_alarms", {"values": [-3, -1]}) == "three-stage better on every seed"
-    assert compare._verdict("ece", {"values": [0.01, 0.02]}) == "baseline better on every seed"
-    assert compare._verdict("f1", {"values": [0.1, -0.02]}) == "within the seeds' spread"
-
-
-def test_the_pipelines_own_seed_is_evaluated_not_trained_again(tmp_path):
-    from mona_pipeline.models import MODEL_FILE
-    from tests.conftest import tiny_params
-
-    params = tiny_params(tmp_path)
-    models = {"three_stage": tmp_path / "target", "baseline": tmp_path / "baseline"}
-    assert compare.already_trained(params, params.train.seed, models) is None  # not trained yet
-    for folder in models.values():
-        folder.mkdir()
-        (folder / MODEL_FILE).write_bytes(b"weights")
-    assert compare.already_trained(params, params.train.seed, models) == models
-    assert compare.already_trained(params, params.train.seed + 1, models) is None  # another seed trains
-
-
-def test_the_flow_trains_seeds_side_by_side_in_processes_and_summarises(demo_project, tmp_path, monkeypatch,
-                                                                         prefect_harness):
-    """`dvc repro compare`'s flow: each seed in a Python process of its own (TensorFlow's policy and seeds are per
-    process), run at once, then one summary over both; the same seed gives the same table as in-process training
-    would (the child is the stage's own `train_seed`)."""
-    from flows.compare import compare_flow
-    from tests.conftest import write_params
-
-    _, params = demo_project
-    small = params.model_copy(update={
-        "model": params.model.model_copy(update={"architecture": "compactcnn", "width": 0.25}),
-        "compare": params.compare.model_copy(update={"seeds": [3, 4]}),
-        "tiling": params.tiling.model_copy(update={"mode": "off"})})
-    monkeypatch.chdir(tmp_path)
-    summary = compare_flow(write_params(tmp_path / "params.yaml", small))
-    assert summary["seeds"] == [3, 4]
-    for seed in (3, 4):
-        assert (tmp_path / "models/compare" / f"seed-{seed}" / "target" / "model.keras").is_file()
-        assert (tmp_path / "models/compare" / f"seed-{seed}" / "baseline" / "model.keras").is_file()
-    assert len(summary["models"]["three_stage"]["test.f1"]["values"]) == 2
-    assert "| test.f1 |" in (tmp_path / "reports/compare.md").read_text()
-
-
-def test_a_failing_seed_process_fails_the_comparison_with_its_seed_named(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text("target: [not valid\n")
-    with pytest.raises(RuntimeError, match="seed 7: training or evaluation failed"):
-        compare.train_seed_in_process(tmp_path / "params.yaml", 7)
+    assert compare.verdict("f1", {"values": [0.1, 0.02]}) == "three-stage better on every seed"
+    assert compare.verdict("lookalike_false_alarms", {"values": [-3, -1]}) == "three-stage better on every seed"
+    assert compare.verdict("ece", {"values": [0.01, 0.02]}) == "baseline better on every seed"
+    assert compare.verdict("f1", {"values": [0.1, -0.02]}) == "within the seeds' spread"

@@ -131,3 +131,50 @@ def test_editing_preprocessing_makes_dvc_rerun_the_stages_that_use_it(dvc_repo):
     status = _run(dvc + ["status", "shards"], repo, env)
     assert "shards" in status and "modified:" in status and "mona_pipeline/preprocess.py" in status
     assert "ingest" not in status.split("shards:")[0]  # ingest does not run the preprocessing
+
+
+def test_the_pipeline_is_the_models_and_their_evaluation_and_nothing_more():
+    """`dvc repro` rebuilds the models and the evaluation; comparing seeds is DVC experiments' job."""
+    import yaml
+
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    assert list(pipeline["stages"]) == ["ingest", "shards", "train_gender", "train_lookalike", "train_target",
+                                        "baseline", "evaluate"]
+    # Every training stage's curves and kept epoch are DVC's: `dvc exp show` and `dvc plots diff` read them.
+    for stage, dvc_stage in (("gender", "train_gender"), ("lookalike", "train_lookalike"),
+                             ("target", "train_target"), ("baseline", "baseline")):
+        assert pipeline["stages"][dvc_stage]["metrics"] == [f"reports/train/{stage}/metrics.json"]
+        assert pipeline["stages"][dvc_stage]["plots"] == [{f"reports/train/{stage}/plots/metrics": {"x": "step"}}]
+    assert pipeline["artifacts"]["target-model"] == {**pipeline["artifacts"]["target-model"], "path": "models/target",
+                                                     "type": "model"}
+
+
+@pytest.mark.server
+def test_a_seed_experiment_runs_the_dvc_way_and_is_listed_beside_the_workspace(dvc_repo):
+    """The whole tiny pipeline, then `dvc exp run --queue -S train.seed=...` + `dvc exp run --run-all`:
+    `dvc exp show` lists the experiment with its training and test metrics, and `mona compare` pairs them."""
+    import json
+
+    repo, env, dvc = dvc_repo
+    _run(dvc + ["repro"], repo, env)
+    assert "up to date" in _run(dvc + ["status"], repo, env).lower()
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "pipeline"], repo, env)
+    _run(dvc + ["exp", "run", "--queue", "-S", "train.seed=1", "-n", "seed-1"], repo, env)
+    _run(dvc + ["exp", "run", "--run-all", "--jobs", "1"], repo, env)
+
+    listed = subprocess.run(dvc + ["exp", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    commits = json.loads(listed.stdout)
+    experiments = [e for commit in commits for e in commit.get("experiments") or []]
+    assert [e["name"] for e in experiments] == ["seed-1"]
+    metrics = experiments[0]["revs"][0]["data"]["metrics"]
+    assert set(metrics["reports/train/gender/metrics.json"]["data"]["gender"]) == {"val_accuracy", "val_loss",
+                                                                                 "best_epoch"}
+    assert {"f1", "precision", "recall"} <= set(metrics["reports/metrics.json"]["data"]["three_stage"])
+    assert experiments[0]["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]["seed"] == 1
+    # The workspace (seed 42) and seed-1 are one variant over two seeds.
+    compared = subprocess.run([str(Path(sys.executable).parent / "mona"), "compare"], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert compared.returncode == 0, compared.stderr
+    assert "seeds 1, 42" in compared.stdout and "| f1 |" in compared.stdout

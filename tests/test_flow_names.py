@@ -27,18 +27,6 @@ def test_a_training_run_is_named_after_its_stage_and_seed(tmp_path, prefect_harn
     assert _flow_run(state).name == f"train gender seed {params.train.seed}"
 
 
-@flow(name="compare", flow_run_name=stage_run_name)
-def fake_compare(params_file: Path = Path("params.yaml")) -> None:
-    return None
-
-
-def test_the_seed_comparison_is_named_after_its_seeds(tmp_path, prefect_harness):
-    params = tiny_params(tmp_path)
-    params = params.model_copy(update={"compare": params.compare.model_copy(update={"seeds": [42, 1, 2]})})
-    state = fake_compare(write_params(tmp_path / "params.yaml", params), return_state=True)
-    assert _flow_run(state).name == "compare seeds 42, 1, 2"
-
-
 def test_a_stage_run_carries_its_stage_tag(tmp_path, prefect_harness):
     params_file = write_params(tmp_path / "params.yaml", tiny_params(tmp_path))
     state = run_stage_flow(fake_train.with_options(), {"stage": "lookalike", "params_file": params_file,
