@@ -67,7 +67,7 @@ def open_run(request: SortRequest):
     return SortRun(request, _scorer(request.model))
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="recover interrupted operations")
 def recover_run(request: SortRequest) -> int:
     """Finish or roll back what an interrupted run left half done, before new work starts."""
     with open_run(request) as run:
@@ -225,18 +225,16 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides()
             review pictures out of the source folder, delete moves dropped pictures into the run's trash
             (`mona undo` puts everything back).
         params_file: the project's parameters file (relative to the run's folder); absent: built-in defaults.
-        create_source: make the source folder when it does not exist yet (a nightly inbox: the first run finds
-            it empty); otherwise a missing source refuses the run.
+        create_source: make the source folder when it does not exist yet, inside a folder that does (a nightly
+            inbox: the first run finds it empty); otherwise a missing source refuses the run.
     """
     start = time.perf_counter()
     logger = get_run_logger()
     try:
         params = load_params(params_file) if Path(params_file).is_file() else None
         request = build_request(params, source, out, overrides)
-        if create_source and "://" not in request.source and not Path(request.source).exists():
-            Path(request.source).mkdir(parents=True)
-            logger.info("created the inbox folder %s: pictures put there are sorted by the next run",
-                        Path(request.source).absolute())
+        if create_source:
+            make_inbox(request.source)
         run = open_run(request)  # checks source, action and model before any work
     except UserError as error:
         return refuse(error)
@@ -264,6 +262,15 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides()
                 summary["pictures_per_second"], summary["resumed_skipped"], summary["action_failures"],
                 summary["report"])
     return summary
+
+
+def make_inbox(source: str) -> None:
+    """Make a missing local source folder, inside a folder that exists (a typo two levels deep is an error)."""
+    folder = Path(source).absolute()
+    if "://" in source or folder.exists() or not folder.parent.is_dir():
+        return  # open_run says what is wrong with it, if anything
+    folder.mkdir()
+    get_run_logger().info("created the inbox folder %s: pictures put there are sorted by the next run", folder)
 
 
 def refuse(error: UserError):

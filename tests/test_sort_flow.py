@@ -99,6 +99,11 @@ def test_a_nightly_inbox_is_made_on_its_first_run(tmp_path, colour_model, prefec
     summary = sort_flow("inbox", tmp_path / "out", {"model": colour_model, "action": "move"},
                         tmp_path / "no-params.yaml", create_source=True)
     assert (tmp_path / "inbox").is_dir() and summary["pictures"] == 0 and summary["complete"]
+    # Only inside a folder that exists: a typo further up is refused, not made.
+    state = sort_flow("typo/inbox", tmp_path / "out", {"model": colour_model}, tmp_path / "no-params.yaml",
+                      create_source=True, return_state=True)
+    assert state.name == "Refused" and f"source not found: {tmp_path / 'typo' / 'inbox'}" in state.message
+    assert not (tmp_path / "typo").exists()
 
 
 def test_sort_run_name_without_a_run_name_comes_from_source_and_action(pile, tmp_path, colour_model,
