@@ -20,6 +20,7 @@ import argparse
 import base64
 import contextlib
 import itertools
+import logging
 import re
 import sys
 import threading
@@ -64,7 +65,7 @@ def open_run(request: SortRequest):
     """The request's `SortRun` with this process's loaded model (imported here: see the module docstring)."""
     from mona_pipeline.sort.run import SortRun
 
-    return SortRun(request, _scorer(request.model))
+    return SortRun(request, _scorer)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="recover interrupted operations")
@@ -279,7 +280,24 @@ def refuse(error: UserError):
     message = f"{error}. Relative paths are relative to {Path.cwd()}; give the run other parameters (the run " \
               f"form, `--param source=...`) or change the deployment" if isinstance(error, SourceError) else str(error)
     get_run_logger().error(message)
+    _REFUSALS.add(message)
     return Failed(name=REFUSED, message=message)
+
+
+_REFUSALS: set[str] = set()  # messages of the runs this process refused
+
+
+class _QuietRefusal(logging.Filter):
+    """In a deployment's process Prefect's engine logs a run's Failed state once more, as a traceback of
+    `FailedRun` ("Engine execution exited with unexpected exception"); for a run refused here that would
+    bury the one line that says what to change, so that record alone is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (type(error).__name__ == "FailedRun" and str(error) in _REFUSALS)
+
+
+logging.getLogger("prefect.flow_runs").addFilter(_QuietRefusal())
 
 
 def publish(summary: dict, run, key: str) -> None:

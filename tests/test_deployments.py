@@ -54,6 +54,17 @@ def artifact_keys(api_url: str) -> set[str]:
         return {artifact["key"] for artifact in json.load(response) if artifact["key"]}
 
 
+def flow_run_logs(api_url: str, deployment: str, state: str) -> list[str]:
+    """The log lines of the deployment's newest run in that state."""
+    runs = [r for r in flow_runs_of(deployment, api_url) if r["state_type"] == state]
+    newest = max(runs, key=lambda r: r["expected_start_time"])
+    body = json.dumps({"logs": {"flow_run_id": {"any_": [newest["id"]]}}, "limit": 200, "offset": 0,
+                       "sort": "TIMESTAMP_ASC"}).encode()
+    request = urllib.request.Request(f"{api_url}/logs/filter", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return [entry["message"] for entry in json.load(response)]
+
+
 def kept(out) -> list[str]:
     return sorted(path.name for path in (out / "keep").iterdir())
 
@@ -87,6 +98,15 @@ def test_the_prefect_yaml_deployment_runs_on_a_process_worker(server_environment
         run_deployment("sort/nightly-inbox", server_environment, {
             "source": str(inbox), "out": str(out),
             "overrides": {"model": str(colour_model), "action": "copy", "run": "worker-test"}})
+        # A user's mistake: a source that does not exist (nor its folder) is one line, not a traceback.
+        refused = run([prefect, "deployment", "run", "sort/nightly-inbox", "--watch", "--watch-timeout", "150",
+                       "--params", json.dumps({"source": str(tmp_path / "no" / "such"), "out": str(out),
+                                               "overrides": {"model": str(colour_model)}})],
+                      server_environment, timeout=180)
+    assert "Refused" in refused.stdout, refused.stdout[-3000:]
+    logs = flow_run_logs(server_environment["PREFECT_API_URL"], "sort/nightly-inbox", state="FAILED")
+    assert any(f"source not found: {tmp_path / 'no' / 'such'}." in line for line in logs), "\n".join(logs)
+    assert not any("Traceback" in line for line in logs), logs
 
     assert kept(out) == ["p0.jpg", "p3.jpg", "p6.jpg"]
     assert len(list(inbox.iterdir())) == 9  # copy leaves the inbox as it was

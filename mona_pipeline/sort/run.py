@@ -100,14 +100,20 @@ def _picture_size(data: bytes | None) -> tuple[int, int] | None:
         return None
 
 
+def load_scorer(model: Path) -> Scorer:
+    """A model folder loaded for scoring."""
+    return Scorer(load_trained(model))
+
+
 class SortRun:
     """An open sort run: its source, scorer, confidence, journal and contact sheet."""
 
-    def __init__(self, request: SortRequest, scorer: Scorer | None = None):
+    def __init__(self, request: SortRequest, scorer: Scorer | Callable[[Path], Scorer] | None = None):
         """Check the request against the source and the model, then open the run's journal.
 
         Args:
-            scorer: the request's model, already loaded (flow tasks reuse one per process).
+            scorer: the request's model, already loaded, or a function that loads a model folder (flow tasks
+                reuse one per process); called after the source is checked, so a wrong source is said first.
         Raises:
             SourceError: the source cannot be opened or does not allow the action.
             FileNotFoundError / ValueError: no usable model, or a review band above the confidence.
@@ -117,7 +123,7 @@ class SortRun:
         if request.action in ("move", "delete", "link") and not self.source.movable:
             raise SourceError(f"action {request.action!r} needs pictures on a local disk, but {request.source} is "
                               f"read in place and never changed; use --action copy or none")
-        self.scorer = scorer or Scorer(load_trained(request.model))
+        self.scorer = scorer if isinstance(scorer, Scorer) else (scorer or load_scorer)(request.model)
         metadata = self.scorer.trained.metadata
         self.confidence = request.confidence if request.confidence is not None else metadata.threshold
         if request.review_from is not None and request.review_from >= self.confidence:
