@@ -7,7 +7,7 @@ DVC := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc
 export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
-# TensorFlow's C++ log on a CPU machine is only CUDA registration noise (README: Quiet logs).
+# TensorFlow's C++ log on a CPU machine is only CUDA registration noise (docs/prefect.md: Quiet logs).
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: setup demo test bench compare clean

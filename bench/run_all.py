@@ -1,4 +1,4 @@
-"""Every benchmark, one after another, then the table for README.md (bench/results/table.md).
+"""Every benchmark, one after another, then the table for docs/benchmarks.md (bench/results/table.md).
 
     make bench        # = python -m bench.run_all [--model models/target] [--project .] [--only NAME ...]
 
