@@ -27,12 +27,14 @@ from mona_pipeline.ingest import read_manifest
 from mona_pipeline.markdown import markdown_table
 from mona_pipeline.metrics import (confusion, latency_stats, reliability, roc_auc, threshold_for_precision,
                                    threshold_sweep)
-from mona_pipeline.models import load_trained
+from mona_pipeline.models import METADATA_FILE, load_trained, read_metadata
 from mona_pipeline.preprocess import decode_for_model, prepare
 
 logger = logging.getLogger(__name__)
 
 MODELS = {"three_stage": Path("models/target"), "baseline": Path("models/baseline")}
+# The trained stages whose kept epoch goes into reports/metrics.json's `train` section.
+STAGES = {stage: Path("models") / stage for stage in ("gender", "lookalike", "target", "baseline")}
 REPORTS_DIR, REPORT_NAME, TABLE_NAME = Path("reports/evaluation"), "evaluation.md", "metrics_table.json"
 
 
@@ -355,8 +357,11 @@ def plot_reliability(results: dict[str, dict], path: Path) -> Path:
 
 def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
                  metrics_path: Path = Path("reports/metrics.json"), test_dir: Path | None = None,
-                 models: dict[str, Path] | None = None) -> dict:
+                 models: dict[str, Path] | None = None, stages: dict[str, Path] | None = None) -> dict:
     """Evaluate each model on the validation split and the labelled test folder; write the reports.
+
+    Args:
+        stages: the trained stages whose kept epoch reports/metrics.json lists (default: models/<stage>).
 
     Returns:
         {"metrics": {model: {set: result}}, "timing": {...}, "markdown": str}
@@ -400,7 +405,7 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
     markdown = render_report(table_results, timing, params.evaluate.target_precision)
     (reports_dir / REPORT_NAME).write_text(markdown)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(headline(metrics), indent=2))
+    metrics_path.write_text(json.dumps(headline(metrics) | {"train": training_headline(stages or STAGES)}, indent=2))
     (reports_dir / TABLE_NAME).write_text(json.dumps(_table(metrics), indent=2))
     (reports_dir / "metrics_full.json").write_text(json.dumps(metrics, indent=2, default=float))
     (reports_dir / "timing.json").write_text(json.dumps(timing, indent=2))
@@ -415,6 +420,18 @@ def headline(metrics: dict) -> dict:
     table = _table(metrics)
     return {model: {key: round(sets["test"][key], 4) for key in HEADLINE if key in sets.get("test", {})}
             for model, sets in table.items()}
+
+
+def training_headline(stages: dict[str, Path]) -> dict:
+    """Per trained stage, its kept epoch's train and validation accuracy (from its metadata.json), so that
+    `dvc exp show` lists them after the test archive's numbers: `train.gender.val_accuracy`, ..."""
+    found = {}
+    for stage, folder in stages.items():
+        if not (folder / METADATA_FILE).is_file():
+            continue
+        kept = read_metadata(folder).metrics
+        found[stage] = {key: round(kept[key], 4) for key in ("accuracy", "val_accuracy") if key in kept}
+    return found
 
 
 def _table(metrics: dict) -> dict:

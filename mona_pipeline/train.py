@@ -6,15 +6,15 @@ Stage k starts from stage k-1's saved model: the backbone is kept, the head
 replaced for the new classes; the new head trains first with the backbone
 frozen, then everything fine-tunes at a lower rate. Early stopping on
 validation loss keeps the best weights. Curves go to dvclive in
-reports/train/<stage>/ (`dvc plots diff` overlays experiments; its metrics.json,
-the best epoch's, is what `dvc exp show` lists) and to a PNG in the model folder.
+reports/train/<stage>/ (`dvc plots diff` overlays experiments) and to a PNG in the
+model folder; the kept epoch's numbers are in metadata.json, and evaluate puts them
+in reports/metrics.json beside the test archive's (`dvc exp show`).
 Unreasonable configurations stop before any training.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 CURVES_FILE = "curves.png"
 MODELS_DIR = Path("models")  # models/<stage>/: dvc.yaml's outs
-TRAINING_REPORTS = Path("reports/train")  # reports/train/<stage>/: dvclive's plots and the stage's metrics.json
+TRAINING_REPORTS = Path("reports/train")  # reports/train/<stage>/: dvclive's curves (plots/metrics/*.tsv)
 
 
 class ConfigurationError(UserError, ValueError):
@@ -347,26 +347,12 @@ def calibrate_temperature(model: keras.Model, validation: tf.data.Dataset) -> fl
     return round(fit_temperature(np.concatenate(truth), np.concatenate(scores)), 4)
 
 
-def write_training_metrics(live_dir: Path, stage: str, metrics: dict[str, float]) -> Path:
-    """The stage's metrics.json for DVC: the kept (best) epoch's validation numbers under the stage's name.
-
-    dvclive's own summary in that file is the last epoch's values plus its `step`; the stage keeps the best
-    epoch's weights, and four stages with the same keys would show up in `dvc exp show` as path-prefixed
-    columns (`reports/train/gender/metrics.json:step`), so the stage writes its own: `gender.val_accuracy`, ...
-    """
-    path = live_dir / "metrics.json"
-    path.write_text(json.dumps({stage: {"val_accuracy": round(metrics["val_accuracy"], 4),
-                                        "val_loss": round(metrics["val_loss"], 4),
-                                        "best_epoch": int(metrics["best_epoch"])}}, indent=2) + "\n")
-    return path
-
-
 def train_stage(name: str, params: Params, models_dir: Path = MODELS_DIR,
                 reports_dir: Path = TRAINING_REPORTS) -> ModelMetadata:
     """Train one stage (or `baseline`) and save models/<name>/{model.keras, metadata.json, curves.png}.
 
     Args:
-        reports_dir: where reports/train/<name>/ (dvclive's curves, the best epoch's metrics.json) goes.
+        reports_dir: where reports/train/<name>/ (dvclive's curves) goes.
     Returns:
         the metadata written (class names, threshold, precision, digests, metrics, seconds).
     """
@@ -399,10 +385,9 @@ def train_stage(name: str, params: Params, models_dir: Path = MODELS_DIR,
         params_digest=digest(params.model, params.train, stage), data_digest=data_digest(params.shards.dir),
         epochs=len(history["loss"]),
         metrics={"val_loss": history["val_loss"][best], "val_accuracy": history["val_accuracy"][best],
-                 "best_epoch": best + 1},
+                 "accuracy": history["accuracy"][best], "best_epoch": best + 1},
         history=history)
     save_trained(model, metadata, out_dir)
-    write_training_metrics(live_dir, name, metadata.metrics)
     # Not in the metadata: the model folder is a DVC output, and the same training must give the same bytes.
     logger.info("stage %s: %d epochs in %.1f s (%s)", name, metadata.epochs, seconds, policy)
     keras.backend.clear_session()  # free memory before the next stage (the paper's last step)

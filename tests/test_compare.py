@@ -11,8 +11,7 @@ def _row(seed: int, f1: tuple[float, float], alarms: tuple[int, int], name: str 
     metrics = {model: {"f1": value, "precision": 0.9, "lookalike_false_alarms": alarm}
                for model, value, alarm in zip(compare.MODELS, f1, alarms)}
     data = {"params": {"params.yaml": {"data": {"train": {"seed": seed, "lookalike_weight": weight}}}},
-            "metrics": {"reports/metrics.json": {"data": metrics},
-                        "reports/train/gender/metrics.json": {"data": {"gender": {"val_accuracy": 0.6}}}}}
+            "metrics": {"reports/metrics.json": {"data": {**metrics, "train": {"gender": {"val_accuracy": 0.6}}}}}}
     revision = {"rev": f"{seed:040d}", "name": name, "data": data, "error": None, "experiments": None}
     return {"revs": [revision], "executor": {"state": state} if state else None, "name": name}
 

@@ -151,10 +151,10 @@ def test_the_schedule_fires_and_a_worker_completes_the_scheduled_run(server_envi
             if any(r["auto_scheduled"] and r["state_type"] == "COMPLETED" for r in runs):
                 break
             time.sleep(3)
+    # auto_scheduled: created by the server's scheduler, not by `prefect deployment run` (earlier tests' runs)
     states = sorted((r["auto_scheduled"], r["state_type"], r["expected_start_time"]) for r in runs)
     assert any(r["auto_scheduled"] and r["state_type"] == "COMPLETED" for r in runs), \
         f"no scheduled run completed within 4 minutes; runs (auto_scheduled, state, start): {states}"
-    assert not any(not r["auto_scheduled"] for r in runs), "a run was started by hand"
     assert kept(out) == ["p0.jpg", "p3.jpg", "p6.jpg"]
 
 

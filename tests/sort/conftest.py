@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import traceback
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from mona_pipeline.sort import SortRequest
 from mona_pipeline.sort.journal import Journal
 from tests.conftest import colour_picture, make_colour_model, picture_bytes, tiny_params, write_params
+from tests.sort.harness import Outcome, make_pictures, run_child, sort_arguments
 
 RED, PINK, BLUE = (220, 20, 20), (140, 100, 120), (20, 20, 220)  # keep, review (with R = 0.5), drop
 
@@ -83,3 +85,38 @@ def params_file(tmp_path_factory) -> Path:
 def model(tmp_path_factory) -> Path:
     """The colour model: red scores ~1, pink ~0.65, blue ~0; its own threshold is 0.9."""
     return make_colour_model(tmp_path_factory.mktemp("colour-model") / "target", threshold=0.9)
+
+
+@pytest.fixture
+def cli(params_file, capsys):
+    """Run `mona ARGS` in this process (fast: TensorFlow is loaded once); crashes come back as tracebacks."""
+    from mona_pipeline.cli import main
+
+    def run(*arguments) -> Outcome:
+        capsys.readouterr()
+        try:
+            code = main(["--params", str(params_file), *map(str, arguments)])
+        except SystemExit as error:
+            code = error.code if isinstance(error.code, int) else 2
+        except Exception:  # a crash: what the user would see is this traceback
+            captured = capsys.readouterr()
+            return Outcome(-1, captured.out, captured.err + traceback.format_exc())
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def child(params_file):
+    return lambda *arguments, **options: run_child(params_file, *arguments, **options)
+
+
+@pytest.fixture(scope="module")
+def baseline_peak_mb(params_file, model, tmp_path_factory) -> float:
+    """Peak memory of sorting one small picture: what the process needs before any hostile input."""
+    folder = tmp_path_factory.mktemp("baseline")
+    make_pictures(folder / "src", 1)
+    outcome = run_child(params_file, *sort_arguments(folder / "src", folder / "O", model))
+    outcome.assert_clean(0)
+    return outcome.peak_mb

@@ -10,7 +10,10 @@ from __future__ import annotations
 import collections
 import ctypes
 import hashlib
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +28,7 @@ RED, PINK, BLUE = (220, 20, 20), (140, 100, 120), (20, 20, 220)  # scores ~1, ~0
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parents[1]
 INSTRUMENTED_CLI = HERE / "instrumented_cli.py"
+SMALL_DISK = HERE / "small_disk.py"
 HANG_SECONDS = 150
 
 
@@ -60,11 +64,40 @@ def drop_root_file_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
-def run_child(params_file: Path, *arguments, timeout: float = HANG_SECONDS, unprivileged: bool = False,
-              memory_limit_mb: float | None = None, environment: dict | None = None, cwd: Path | None = None,
-              command: list[str] | None = None) -> Outcome:
+def run_child(params_file: Path, *arguments, timeout: float = HANG_SECONDS, **options) -> Outcome:
     """Run `mona ARGS` as a child process under a timeout (a hang is code None), optionally without
     root's power over file permissions."""
+    return start_child(params_file, *arguments, **options).finish(timeout)
+
+
+@dataclass
+class Running:
+    """A child started by `start_child`; `finish` waits for it (killing it after a hang)."""
+
+    process: subprocess.Popen
+    peak_file: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def finish(self, timeout: float = HANG_SECONDS) -> Outcome:
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+            peak = float(self.peak_file.read_text()) if self.peak_file.read_text() else None
+            return Outcome(self.process.returncode, stdout, stderr, peak)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            stdout, stderr = self.process.communicate()
+            return Outcome(None, _text(stdout), _text(stderr))
+        finally:
+            self.peak_file.unlink(missing_ok=True)
+
+
+def start_child(params_file: Path, *arguments, unprivileged: bool = False, memory_limit_mb: float | None = None,
+                environment: dict | None = None, cwd: Path | None = None,
+                command: list[str] | None = None) -> Running:
+    """Start `mona ARGS` (or `MONA_ENTRY`'s main, see instrumented_cli.py) as a child process."""
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(environment or {})}
     peak_file = Path(tempfile.mkstemp(prefix="mona-peak-")[1])
     environment["MONA_PEAK_RSS"] = str(peak_file)
@@ -74,16 +107,12 @@ def run_child(params_file: Path, *arguments, timeout: float = HANG_SECONDS, unpr
     command = command or [sys.executable, str(INSTRUMENTED_CLI), "--params", str(params_file),
                           *map(str, arguments)]
     try:
-        ran = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=timeout,
-                             env=environment, preexec_fn=preexec, cwd=cwd or REPOSITORY)
-        peak = float(peak_file.read_text()) if peak_file.read_text() else None
-        return Outcome(ran.returncode, ran.stdout, ran.stderr, peak)
-    except subprocess.TimeoutExpired as expired:
-        return Outcome(None, _text(expired.stdout), _text(expired.stderr))
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   errors="replace", env=environment, preexec_fn=preexec, cwd=cwd or REPOSITORY)
     except subprocess.SubprocessError as error:  # prctl refused (no CAP_SETPCAP in this container)
-        pytest.skip(f"cannot run a child without root's file-permission override here: {error}")
-    finally:
         peak_file.unlink(missing_ok=True)
+        pytest.skip(f"cannot run a child without root's file-permission override here: {error}")
+    return Running(process, peak_file)
 
 
 def _text(data) -> str:
@@ -140,3 +169,46 @@ def assert_each_once(originals, *places: Path) -> None:
     lost = [h for h in originals if counts[h] == 0]
     doubled = [h for h in originals if counts[h] > 1]
     assert not lost and not doubled, f"{len(lost)} pictures lost, {len(doubled)} duplicated among {places}"
+
+
+def outside(sandbox: Path, out: Path) -> dict[bytes, str]:
+    """Every file in the sandbox that is not under OUT."""
+    prefix = os.fsencode(out.relative_to(sandbox)) + b"/"
+    return {path: digest for path, digest in files_under(sandbox).items() if not path.startswith(prefix)}
+
+
+def run_folder(outcome: Outcome) -> Path:
+    """The run folder a sort printed (`journal: OUT/runs/RUN/journal.sqlite`)."""
+    match = re.search(r"journal: (.+)", outcome.stdout)
+    assert match, outcome.describe()
+    return Path(match.group(1).strip()).parent
+
+
+def summary_of(outcome: Outcome) -> dict:
+    return json.loads((run_folder(outcome) / "summary.json").read_text())
+
+
+def pictures_line(outcome: Outcome) -> str:
+    match = re.search(r"(\d+) pictures: .*", outcome.stdout)
+    assert match, outcome.describe()
+    return match.group(0)
+
+
+def userns_available() -> bool:
+    if not shutil.which("unshare") or not shutil.which("mount"):
+        return False
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def on_small_disk(tmp_path: Path, folder: Path, steps: list[dict]) -> list[dict]:
+    """Run the steps with `folder` on a tmpfs of its own (see small_disk.py); returns each step's result."""
+    plan, result = tmp_path / "plan.json", tmp_path / "result.json"
+    plan.write_text(json.dumps({"folder": str(folder), "steps": steps}))
+    subprocess.run(["unshare", "--user", "--map-root-user", "--mount", sys.executable, str(SMALL_DISK),
+                    str(plan), str(result)], check=True, timeout=600, cwd=REPOSITORY,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return json.loads(result.read_text())
+
+
+needs_userns = pytest.mark.skipif(not userns_available(), reason="needs unprivileged user namespaces (unshare)")

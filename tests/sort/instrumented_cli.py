@@ -13,6 +13,11 @@ reproducible point of a move, a delete or an undo. `MONA_FAULT_KIND=enospc` rais
 The hooks are installed before the package is imported, so `from os import replace`
 inside it gets them too.
 
+`MONA_DELAY_UNDER` (with `MONA_DELAY_SECONDS`, default 0.3) makes every hooked call whose path lies
+under that folder sleep first: a slow or network disk, which widens the window in which a second
+process on the same run could interfere. `MONA_ENTRY=flows.sort` runs the Prefect flow's command line
+(`python -m flows.sort ...`) instead of `mona`.
+
 `MONA_MEMORY_LIMIT_MB` starts a watchdog thread that kills the process (after writing
 "memory limit exceeded" to stderr) once its resident memory passes the limit, so a
 test of unbounded reading fails fast instead of exhausting the machine.
@@ -34,16 +39,18 @@ AT = int(os.environ.get("MONA_FAULT_AT", "0"))
 WHEN = os.environ.get("MONA_FAULT_WHEN", "before")
 KIND = os.environ.get("MONA_FAULT_KIND", "kill")
 UNDER = os.path.realpath(os.environ["MONA_FAULT_UNDER"]) if os.environ.get("MONA_FAULT_UNDER") else ""
+DELAY_UNDER = os.path.realpath(os.environ["MONA_DELAY_UNDER"]) if os.environ.get("MONA_DELAY_UNDER") else ""
+DELAY_SECONDS = float(os.environ.get("MONA_DELAY_SECONDS", "0.3"))
 calls = 0
 
 
-def _touches(arguments) -> bool:
-    if not UNDER:
+def _touches(arguments, under: str = UNDER) -> bool:
+    if not under:
         return True
     for argument in arguments:
         if isinstance(argument, (str, bytes, os.PathLike)):
             path = os.path.realpath(os.path.dirname(os.path.abspath(os.fsdecode(argument))))
-            if path == UNDER or path.startswith(UNDER + os.sep):
+            if path == under or path.startswith(under + os.sep):
                 return True
     return False
 
@@ -59,6 +66,8 @@ def _hook(module, name: str) -> None:
 
     def hooked(*arguments, **keywords):
         global calls
+        if DELAY_UNDER and name != "fsync" and _touches(arguments, DELAY_UNDER):
+            time.sleep(DELAY_SECONDS)
         if not (name == "fsync" or _touches(arguments)):
             return original(*arguments, **keywords)
         calls += 1
@@ -108,6 +117,9 @@ if os.environ.get("MONA_MEMORY_LIMIT_MB"):
 
 
 if __name__ == "__main__":
-    from mona_pipeline.cli import main
+    if os.environ.get("MONA_ENTRY") == "flows.sort":
+        from flows.sort import main
+    else:
+        from mona_pipeline.cli import main
 
     sys.exit(main(sys.argv[1:]))

@@ -21,98 +21,19 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import stat
-import subprocess
 import sys
 import tarfile
-import traceback
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import colour_picture, make_colour_model, picture_bytes
-from tests.sort.harness import (BLUE, PINK, RED, REPOSITORY, Outcome, assert_each_once, files_under, hashes,
-                                make_pictures, run_child, sha, sort_arguments)
-
-HERE = Path(__file__).resolve().parent
-SMALL_DISK = HERE / "small_disk.py"
-
-
-# ---------------------------------------------------------------- running the command line
-
-
-@pytest.fixture
-def cli(params_file, capsys):
-    """Run `mona ARGS` in this process (fast: TensorFlow is loaded once); crashes come back as tracebacks."""
-    from mona_pipeline.cli import main
-
-    def run(*arguments) -> Outcome:
-        capsys.readouterr()
-        try:
-            code = main(["--params", str(params_file), *map(str, arguments)])
-        except SystemExit as error:
-            code = error.code if isinstance(error.code, int) else 2
-        except Exception:  # a crash: what the user would see is this traceback
-            captured = capsys.readouterr()
-            return Outcome(-1, captured.out, captured.err + traceback.format_exc())
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
-
-    return run
-
-
-@pytest.fixture
-def child(params_file):
-    return lambda *arguments, **options: run_child(params_file, *arguments, **options)
-
-
-# ---------------------------------------------------------------- pictures and censuses
-
-
-def outside(sandbox: Path, out: Path) -> dict[bytes, str]:
-    """Every file in the sandbox that is not under OUT."""
-    prefix = os.fsencode(out.relative_to(sandbox)) + b"/"
-    return {path: digest for path, digest in files_under(sandbox).items() if not path.startswith(prefix)}
-
-
-def run_folder(outcome: Outcome) -> Path:
-    """The run folder a sort printed (`journal: OUT/runs/RUN/journal.sqlite`)."""
-    match = re.search(r"journal: (.+)", outcome.stdout)
-    assert match, outcome.describe()
-    return Path(match.group(1).strip()).parent
-
-
-def summary_of(outcome: Outcome) -> dict:
-    return json.loads((run_folder(outcome) / "summary.json").read_text())
-
-
-def pictures_line(outcome: Outcome) -> str:
-    match = re.search(r"(\d+) pictures: .*", outcome.stdout)
-    assert match, outcome.describe()
-    return match.group(0)
-
-
-def userns_available() -> bool:
-    if not shutil.which("unshare") or not shutil.which("mount"):
-        return False
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"], capture_output=True)
-    return probe.returncode == 0
-
-
-def on_small_disk(tmp_path: Path, folder: Path, steps: list[dict]) -> list[dict]:
-    """Run the steps with `folder` on a tmpfs of its own (see small_disk.py); returns each step's result."""
-    plan, result = tmp_path / "plan.json", tmp_path / "result.json"
-    plan.write_text(json.dumps({"folder": str(folder), "steps": steps}))
-    subprocess.run(["unshare", "--user", "--map-root-user", "--mount", sys.executable, str(SMALL_DISK),
-                    str(plan), str(result)], check=True, timeout=600, cwd=REPOSITORY,
-                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    return json.loads(result.read_text())
-
-
-needs_userns = pytest.mark.skipif(not userns_available(), reason="needs unprivileged user namespaces (unshare)")
+from tests.sort.harness import (BLUE, PINK, RED, Outcome, assert_each_once, files_under, hashes, make_pictures,
+                                needs_userns, on_small_disk, outside, pictures_line, run_child, run_folder, sha,
+                                sort_arguments, summary_of)
 
 
 # ================================================================ 1, 2: loss of pictures
@@ -371,16 +292,6 @@ def test_a_fifo_and_a_device_named_like_pictures_are_reported_not_read(child, mo
         list_sort.describe()
     assert "not a regular file" in json.dumps(summary_of(list_sort)["errors"]), summary_of(list_sort)["errors"]
     assert_each_once(originals.values(), out / "keep")
-
-
-@pytest.fixture(scope="module")
-def baseline_peak_mb(params_file, model, tmp_path_factory) -> float:
-    """Peak memory of sorting one small picture: what the process needs before any hostile input."""
-    folder = tmp_path_factory.mktemp("baseline")
-    make_pictures(folder / "src", 1)
-    outcome = run_child(params_file, *sort_arguments(folder / "src", folder / "O", model))
-    outcome.assert_clean(0)
-    return outcome.peak_mb
 
 
 def test_a_huge_file_is_refused_before_it_is_read(tmp_path, child, model, baseline_peak_mb):

@@ -1,0 +1,67 @@
+"""One process per run: a sort, its recovery, an undo or a purge of a run holds the run's lock.
+
+    with hold_run(run_dir):          # RunBusy at once when another process holds it
+        ...
+
+The lock is `fcntl.flock` on OUT/runs/<run>/lock, held for as long as the process works on
+the run and released by the kernel when it exits, however it exits (a kill included), so a
+lock is never left behind. The file also says who holds it (process id and command line),
+for the message a second process gets. Two processes on one run are how pictures were lost:
+one run's recovery finished a move the other was still making, and the other then cleaned up
+the only copy. A scheduled run and a manual one of the same inbox are exactly that.
+
+A Prefect sort holds the lock in the flow's process for the whole run; its chunk tasks (on
+its threads, or on Dask workers) work under it and do not take it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from mona_pipeline.errors import UserError
+
+LOCK_NAME = "lock"
+
+
+class RunBusy(UserError):
+    """Another process is working on the run; the message names it."""
+
+
+def _holder(handle) -> str:
+    handle.seek(0)
+    text = handle.read().strip()
+    return text or "another process (it did not say which)"
+
+
+@contextlib.contextmanager
+def hold_run(run_dir: Path, doing: str = "") -> Iterator[None]:
+    """Hold the run's lock for the block; refuse at once when another process holds it.
+
+    Args:
+        doing: what this process does, for the message another process would get (`sort`, `undo`, ...).
+    Raises:
+        RunBusy: another process holds the run (its process id and command line in the message).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_NAME
+    with open(path, "a+", encoding="utf-8", errors="replace") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusy(f"run {run_dir} is in use by {_holder(handle)}; wait for it to finish (or stop it) and "
+                          f"run this again: two processes on one run could lose pictures") from None
+        handle.seek(0)
+        handle.truncate()
+        command = " ".join(sys.argv) or sys.executable
+        handle.write(f"process {os.getpid()} ({doing + ': ' if doing else ''}{command})\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()  # the kernel releases the lock when the file closes (or the process dies)
