@@ -61,17 +61,21 @@ def _scorer(model: Path):
     return Scorer(load_trained(model))
 
 
-def open_run(request: SortRequest):
-    """The request's `SortRun` with this process's loaded model (imported here: see the module docstring)."""
+def open_run(request: SortRequest, hold: bool = True):
+    """The request's `SortRun` with this process's loaded model (imported here: see the module docstring).
+
+    Args:
+        hold: take the run's lock; the flow holds it for the whole run, its tasks work under it (False).
+    """
     from mona_pipeline.sort.run import SortRun
 
-    return SortRun(request, _scorer)
+    return SortRun(request, _scorer, hold=hold)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="recover interrupted operations")
 def recover_run(request: SortRequest) -> int:
     """Finish or roll back what an interrupted run left half done, before new work starts."""
-    with open_run(request) as run:
+    with open_run(request, hold=False) as run:
         return run.recover()
 
 
@@ -134,7 +138,7 @@ def sort_chunk(request: SortRequest, item_ids: list[str], progress_id: uuid.UUID
     logger = get_run_logger()
     logger.info("%s: %d pictures, from %s", label, len(item_ids), item_ids[0])
     live = live_progress(progress_id)
-    with open_run(request) as run:
+    with open_run(request, hold=False) as run:  # under the lock of the flow that submitted the chunk
         tally = run.process(run.source.items_for(item_ids), progress=live.batch_done if live else lambda n: None,
                             sheet=run.sheet.for_chunk(item_ids[0]))
     logger.info("%s done: %s; %d already done, %d file operations failed", label,
@@ -233,6 +237,8 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides()
     logger = get_run_logger()
     try:
         params = load_params(params_file) if Path(params_file).is_file() else None
+        if params is None:
+            logger.warning("no params file at %s: the built-in defaults apply", Path(params_file).absolute())
         request = build_request(params, source, out, overrides)
         if create_source:
             make_inbox(request.source)

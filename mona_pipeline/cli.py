@@ -32,10 +32,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 logger = logging.getLogger("mona_pipeline")
 
 
+def params_path(args: argparse.Namespace) -> Path:
+    return args.params or Path("params.yaml")
+
+
 def command_demo_data(args: argparse.Namespace) -> int:
     from mona_pipeline import demo
 
-    params = load_params(args.params)
+    params = load_params(params_path(args))
     marker = params.data.raw_dir / ".demo"
     stamp = digest(params.demo)
     if marker.is_file() and marker.read_text().strip() == stamp and not args.force:
@@ -58,7 +62,7 @@ def command_demo_data(args: argparse.Namespace) -> int:
 def command_ingest(args: argparse.Namespace) -> int:
     from mona_pipeline import ingest
 
-    params = load_params(args.params)
+    params = load_params(params_path(args))
     summary = ingest.run_ingest(params.data, params.stages)
     print(json.dumps({k: summary[k] for k in ("pictures", "groups", "rejected")}))
     return 0
@@ -67,7 +71,7 @@ def command_ingest(args: argparse.Namespace) -> int:
 def command_shards(args: argparse.Namespace) -> int:
     from mona_pipeline import shards
 
-    params = load_params(args.params)
+    params = load_params(params_path(args))
     index = shards.write_shards(params.data, params.shards, params.stages)
     print(f"{len(index['shards'])} shards in {params.shards.dir}")
     return 0
@@ -77,7 +81,7 @@ def command_train(args: argparse.Namespace) -> int:
     from mona_pipeline import train
 
     start = time.perf_counter()
-    metadata = train.train_stage(args.stage, load_params(args.params))
+    metadata = train.train_stage(args.stage, load_params(params_path(args)))
     print(json.dumps({**metadata.model_dump(include={"stage", "class_names", "epochs", "metrics"}),
                       "train_seconds": round(time.perf_counter() - start, 1)}))
     return 0
@@ -86,28 +90,49 @@ def command_train(args: argparse.Namespace) -> int:
 def command_evaluate(args: argparse.Namespace) -> int:
     from mona_pipeline import evaluate
 
-    result = evaluate.run_evaluate(load_params(args.params), test_dir=args.labels)
+    result = evaluate.run_evaluate(load_params(params_path(args)), test_dir=args.labels)
     print(result["markdown"])
     return 0
+
+
+def project_params(args: argparse.Namespace):
+    """The project's params for a sort: `--params` (an error when it is not a file), else ./params.yaml when
+    there is one, else None: outside a project the built-in defaults apply, and a line says so."""
+    if args.params is not None:
+        return load_params(args.params)
+    if Path("params.yaml").is_file():
+        return load_params(Path("params.yaml"))
+    logger.warning("no params.yaml in %s: the built-in defaults apply (give --params to use a project's)",
+                   Path.cwd())
+    return None
 
 
 def command_sort(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mona_pipeline.sort import build_request, overrides_from, sort_source
+    from mona_pipeline.sort.stop import stop_on_signals
 
-    # Outside a project folder there is no params.yaml: the built-in defaults apply.
-    params = load_params(args.params) if args.params.is_file() else None
-    overrides = overrides_from(args)
-    request = build_request(params, args.source, args.out, overrides)
-    with tqdm(unit="pic", desc="sorting", dynamic_ncols=True, disable=args.quiet) as bar:
-        summary = sort_source(request, bar.update)
+    request = build_request(project_params(args), args.source, args.out, overrides_from(args))
+    with tqdm(unit="pic", desc="sorting", dynamic_ncols=True, disable=args.quiet) as bar, stop_on_signals() as stop:
+        summary = sort_source(request, bar.update, stop)
     counts = summary["counts"]
     print(f"{summary['pictures']} pictures: {counts['keep']} keep, {counts['review']} review, {counts['drop']} drop, "
           f"{counts['unreadable']} unreadable ({summary['pictures_per_second']} pictures/s this session)")
     if summary["action_failures"]:
         print(f"{summary['action_failures']} file operations failed; those pictures were left in place "
               f"(see the journal)")
+    if summary["copied_not_moved"]:
+        print(f"{summary['copied_not_moved']} pictures are on a read-only source: copied, not moved (the source "
+              f"was left as it was)")
+    if summary["already_there"] and request.action in ("move", "copy", "link", "delete"):
+        print(f"{summary['already_there']} pictures were already in {request.out} (identical copies): nothing done "
+              f"for them{', they are left in the source' if request.action == 'move' else ''}")
+    if summary["skipped"]:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in summary["skipped"].items())
+        print(f"skipped {sum(summary['skipped'].values())} files or folders: {reasons}")
+    for note in summary["notes"]:
+        print(note)
     print(f"kept: {summary['kept_dir']}\nreport: {summary['report']}\njournal: {summary['journal']}")
     for problem in summary["problems"]:
         print(f"not finished: {problem}", file=sys.stderr)
@@ -116,8 +141,10 @@ def command_sort(args: argparse.Namespace) -> int:
 
 def command_undo(args: argparse.Namespace) -> int:
     from mona_pipeline.sort import undo_run
+    from mona_pipeline.sort.stop import stop_on_signals
 
-    result = undo_run(args.run_dir)
+    with stop_on_signals() as stop:
+        result = undo_run(args.run_dir, stop)
     print(f"restored {result['restored']} pictures, removed {result['removed_copies']} copies/links")
     for source, problem in result["problems"]:
         print(f"could not undo {source}: {problem}", file=sys.stderr)
@@ -137,6 +164,8 @@ def command_purge(args: argparse.Namespace) -> int:
         return 2
     result = purge_run(args.run_dir)
     print(f"deleted {result['purged']} trashed pictures for good")
+    if result["gone"]:
+        print(f"{result['gone']} were no longer in the trash (taken out by hand?): not deleted, not counted")
     for path, problem in result["problems"]:
         print(f"could not delete {path}: {problem}", file=sys.stderr)
     return 1 if result["problems"] else 0
@@ -161,7 +190,8 @@ def command_compare(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mona", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file")
+    parser.add_argument("--params", type=Path, default=None,
+                        help="parameters file (default: params.yaml, in the current folder)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo-data", help="draw the demo cast into data/raw and data/test")
@@ -177,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=command_evaluate)
     sort = commands.add_parser("sort", help="sort a folder, archive or list of pictures")
     sort.add_argument("source", help="folder, .zip/.tar[.gz|.bz2|.xz] archive, .txt list of paths, or URL")
-    sort.add_argument("--out", type=Path, required=True, help="output folder (keep/, review/, runs/)")
+    sort.add_argument("--out", required=True, help="output folder (keep/, review/, runs/)")
     # Every option defaults to None = params.yaml's `sort` section (or the built-in default outside a project).
     sort.add_argument("--action", choices=get_args(Action), default=None,
                       help="what to do with kept/review pictures (delete: drop goes to the run's trash); default copy")
@@ -209,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted() -> type | tuple:
+    """Interrupted, when a sort or an undo ran in this process (stop.py is imported by them)."""
+    stop = sys.modules.get("mona_pipeline.sort.stop")
+    return stop.Interrupted if stop else ()
+
+
 def _sort_stopped() -> type | tuple:
     """SortStopped, when a sort ran in this process (evaluated only once an exception is raised, so the
     command line does not load TensorFlow just to name the exception)."""
@@ -225,9 +261,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         code = args.handler(args)
-    except UserError as error:  # ParamsError, SourceError, NotARun, SettingsError, ModelNotFound, ...
+    except UserError as error:  # ParamsError, SourceError, NotARun, SettingsError, ModelNotFound, RunBusy, ...
         print(f"error: {error}", file=sys.stderr)
         code = 2
+    except _interrupted() as error:  # Ctrl-C or SIGTERM, honoured at a file-operation boundary
+        print(str(error), file=sys.stderr)
+        code = error.exit_code
     except (FileNotFoundError, ValueError) as error:  # includes SourceError, NotARun, ValidationError
         print(f"error: {error}", file=sys.stderr)
         code = 2

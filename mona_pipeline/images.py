@@ -85,6 +85,47 @@ def _damage(error: Exception) -> str:
     return "truncated" if "truncat" in str(error).lower() else "corrupt"
 
 
+SEQUENTIAL_HUFFMAN_FRAMES = (0xC0, 0xC1)  # baseline and extended sequential JPEG frames (SOF0, SOF1)
+
+
+def jpeg_shortfall(data: bytes) -> tuple[int, int] | None:
+    """For a sequential Huffman JPEG: (entropy-coded bytes present, the fewest its frame needs) when the data
+    is too short for the frame header's size, else None (or None for kinds this cannot bound).
+
+    Every 8 x 8 block of every component needs at least two Huffman codes (its DC difference and an
+    end-of-block or 63 AC codes) of at least one bit each, so a frame of B blocks needs at least B / 4
+    bytes. libjpeg fills what is missing with grey and only warns, so a header that claims 7000 x 7000
+    over 400 x 300 pixels' worth of data would otherwise be scored as a picture.
+    """
+    position, blocks = 2, None
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF or marker == 0xD8 or 0xD0 <= marker <= 0xD7:  # fill byte, SOI, RST: no length
+            position += 1 if marker == 0xFF else 2
+            continue
+        length = int.from_bytes(data[position + 2:position + 4], "big")
+        segment = data[position + 4:position + 2 + length]
+        if marker in SEQUENTIAL_HUFFMAN_FRAMES and len(segment) >= 6:
+            height, width, count = int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big"), segment[5]
+            sampling = [(byte >> 4, byte & 15) for byte in segment[7:6 + 3 * count:3]]
+            if not sampling or not all(h and v for h, v in sampling):
+                return None
+            most_h, most_v = max(h for h, _ in sampling), max(v for _, v in sampling)
+            blocks = sum(-(-(-(-width * h // most_h)) // 8) * -(-(-(-height * v // most_v)) // 8)
+                         for h, v in sampling)
+        elif 0xC2 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # progressive, lossless, arithmetic
+            return None
+        elif marker == 0xDA:  # start of scan: everything after its header is coded data (and later scans)
+            if blocks is None:
+                return None
+            present, needed = len(data) - (position + 2 + length), blocks // 4
+            return (present, needed) if present < needed else None
+        position += 2 + length
+    return None
+
+
 def open_header(data: bytes, max_pixels: int) -> Image.Image:
     """Open a picture lazily (header only) and check what the header alone can tell.
 
@@ -109,6 +150,11 @@ def open_header(data: bytes, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise BadPicture(f"too large: {width}x{height} = {width * height} pixels > limit {max_pixels}")
+    if image.format == "JPEG":
+        shortfall = jpeg_shortfall(data)
+        if shortfall:
+            raise BadPicture(f"truncated: the header says {width}x{height}, which needs at least {shortfall[1]} "
+                             f"bytes of picture data; the file holds {shortfall[0]}")
     return image
 
 

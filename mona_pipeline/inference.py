@@ -28,7 +28,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -105,11 +105,13 @@ class Scorer:
 
 def score_stream(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]], batch_size: int = 64,
                  max_pixels: int = MAX_IMAGE_PIXELS, with_images: bool = False,
-                 tiling: TilingParams | None = None, decisive: float = 1.0) -> Iterator[Scored]:
+                 tiling: TilingParams | None = None, decisive: float = 1.0,
+                 stop: Callable[[], bool] = lambda: False) -> Iterator[Scored]:
     """Score every (key, bytes) item, in batches; yields one `Scored` per item, errors included.
 
     An item whose bytes are an Exception (it could not be read) comes out with that error. Results
-    come in `items`' order for pictures scored whole; refused ones as soon as they are seen, tiled ones
+    come in `items`' order for pictures scored whole (refused ones included: they travel through the
+    stream as placeholders, so a run of refused pictures holds no more memory than a batch), tiled ones
     once their tiles are scored (in groups of `batch_size` pictures). Memory is bounded by the pipeline's
     depth, not by the number of items. With `with_images`, each result carries the decoded model input
     (for thumbnails: no second decode).
@@ -117,14 +119,15 @@ def score_stream(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]],
     Args:
         tiling: multi-scale settings (None or mode off: whole pictures only).
         decisive: the decision threshold; in auto mode a whole score at or above it skips the tiles.
+        stop: true once the caller is stopping: pictures still waiting for their tiles are given up.
     """
     tiles = _Tiler(scorer, tiling, decisive, batch_size, max_pixels) if tiling and tiling.mode != "off" else None
     for scored in _score_whole(scorer, items, batch_size, max_pixels, with_images):
-        if tiles is None or scored.score is None or not tiling.needs_tiles(scored.score, decisive):
+        if tiles is None or scored.score is None or not tiling.needs_tiles(scored.score, decisive) or stop():
             yield dataclasses.replace(scored, data_for_tiles=None)
         else:
             yield from tiles.add(scored)
-    if tiles is not None:
+    if tiles is not None and not stop():
         yield from tiles.flush()
 
 
@@ -194,42 +197,47 @@ def _score_whole(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]],
     """The whole pictures, squashed to the model input (see `score_stream`). Each result carries its prepared
     bytes (`data_for_tiles`) for the tiler, so no picture is prepared twice; `score_stream` drops them."""
     image_size = scorer.image_size
-    refused: collections.deque[Scored] = collections.deque()  # filled by the reader thread
-    in_flight: collections.deque[tuple[int, str, bytes, bytes]] = collections.deque()  # raw and prepared
+    # (sequence, key, raw bytes, prepared bytes, why refused); a refused picture keeps neither kind of bytes
+    in_flight: collections.deque[tuple[int, str, bytes | None, bytes | None, str | None]] = collections.deque()
 
-    def read() -> Iterator[tuple[int, bytes]]:
+    def read() -> Iterator[tuple[int, bytes, bool]]:
         for sequence, (key, data) in enumerate(items):
             if isinstance(data, Exception):
-                refused.append(Scored(key, None, str(data)))
+                in_flight.append((sequence, key, None, None, str(data)))
+                yield sequence, b"", False  # a placeholder: the refusal comes out in its turn
                 continue
             try:
                 prepared = prepare(data, key, image_size, max_pixels)
             except BadPicture as error:
-                refused.append(Scored(key, None, str(error)))
+                in_flight.append((sequence, key, None, None, str(error)))
+                yield sequence, b"", False
                 continue
-            in_flight.append((sequence, key, data, prepared))
-            yield sequence, prepared
+            in_flight.append((sequence, key, data, prepared, None))
+            yield sequence, prepared, True
 
-    dataset = tf.data.Dataset.from_generator(
-        read, output_signature=(tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string)))
-    dataset = dataset.map(lambda sequence, data: (sequence, decode_for_model(data, image_size)),
-                          num_parallel_calls=AUTOTUNE, deterministic=True)
+    blank = tf.zeros([image_size, image_size, 3])
+    dataset = tf.data.Dataset.from_generator(read, output_signature=(
+        tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.bool)))
+    dataset = dataset.map(lambda sequence, data, usable: (sequence, tf.cond(
+        usable, lambda: decode_for_model(data, image_size), lambda: blank)), num_parallel_calls=AUTOTUNE,
+        deterministic=True)
     dataset = dataset.ignore_errors()  # a failed decode drops the element; we notice the gap below
     dataset = dataset.batch(batch_size).prefetch(2)
     for sequences, images in dataset:
         scores = scorer(images).numpy()
         seen = images.numpy() if with_images else [None] * len(scores)  # rows are views: no copy each
-        while refused:
-            yield refused.popleft()
         for sequence, score, image in zip(sequences.numpy().tolist(), scores.tolist(), seen):
             while in_flight[0][0] != sequence:  # TF dropped these: retry them with Pillow
-                yield _fallback(scorer, *in_flight.popleft()[1:], max_pixels, with_images)
-            _, key, _, prepared = in_flight.popleft()
-            yield Scored(key, score, image=image, whole_score=score, data_for_tiles=prepared)
-    while refused:
-        yield refused.popleft()
+                yield _fallback(scorer, *in_flight.popleft()[1:4], max_pixels, with_images)
+            _, key, _, prepared, refused = in_flight.popleft()
+            if refused:
+                yield Scored(key, None, refused)
+            else:
+                yield Scored(key, score, image=image, whole_score=score, data_for_tiles=prepared)
     while in_flight:
-        yield _fallback(scorer, *in_flight.popleft()[1:], max_pixels, with_images)
+        _, key, data, prepared, refused = in_flight.popleft()
+        yield Scored(key, None, refused) if refused else _fallback(scorer, key, data, prepared, max_pixels,
+                                                                   with_images)
 
 
 def _fallback(scorer: Scorer, key: str, data: bytes, prepared: bytes, max_pixels: int, with_images: bool) -> Scored:

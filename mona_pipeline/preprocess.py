@@ -104,7 +104,7 @@ def prepare(data: bytes, name: str, image_size: int, max_pixels: int) -> bytes:
         BadPicture: zero-byte, not a picture, or too large.
     """
     header = open_header(data, max_pixels)
-    rotated = header.format == "JPEG" and header.getexif().get(EXIF_ORIENTATION, 1) != 1
+    rotated = header.getexif().get(EXIF_ORIENTATION, 1) != 1  # JPEG, PNG (eXIf), WebP and TIFF carry it
     if header.format in TF_FORMATS and header.mode in TF_MODES and not rotated:
         return data
     return pillow_fallback(data, name, image_size, max_pixels)

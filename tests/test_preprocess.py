@@ -115,3 +115,16 @@ def test_strong_augmentation_changes_more_of_the_picture_than_basic():
                                      - plain).mean() for k in range(24)]))
 
     assert mean_change(True) > mean_change(False) + 3
+
+
+@pytest.mark.parametrize("fmt, save", [("JPEG", {"quality": 95}), ("PNG", {}), ("WEBP", {"lossless": True})])
+def test_exif_orientation_is_applied_for_every_format_that_carries_it(fmt, save):
+    """A phone stores a picture sideways with an orientation tag: the model must see it upright (issue 22)."""
+    upright = Image.new("RGB", (96, 48), (220, 20, 20))
+    upright.paste((20, 20, 220), (0, 24, 96, 48))  # red over blue
+    exif = Image.Exif()
+    exif[preprocess.EXIF_ORIENTATION] = 6  # "rotate 90 degrees clockwise to display"
+    stored = _encoded(upright.transpose(Image.Transpose.ROTATE_90), fmt, exif=exif.tobytes(), **save)
+    seen = preprocess.decode_for_model(tf.constant(preprocess.prepare(stored, f"x.{fmt}", 32, 10**8)), 32).numpy()
+    expected = preprocess.decode_for_model(tf.constant(_encoded(upright, "PNG")), 32).numpy()
+    assert np.abs(seen - expected).mean() < 8, np.abs(seen - expected).mean()

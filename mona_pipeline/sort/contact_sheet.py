@@ -132,6 +132,7 @@ def write_contact_sheet(path: Path, summary: dict, sheet: ContactSheet) -> Path:
     if summary["errors"]:
         rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{html.escape(e)}</td></tr>" for s, e in summary["errors"])
         errors = f"<h2>unreadable ({len(summary['errors'])})</h2><table><tr><th>picture</th><th>reason</th></tr>{rows}</table>"
+    errors += _not_done(summary)
     counts = summary["counts"]
     band = f", review when score &ge; <b>{summary['review_from']}</b>" if summary["review_from"] is not None else ""
     path.write_text(PAGE.format(
@@ -140,3 +141,20 @@ def write_contact_sheet(path: Path, summary: dict, sheet: ContactSheet) -> Path:
         count_cells="".join(f"<td>{v}</td>" for v in counts.values()), sections="\n".join(sections), errors=errors),
         errors="backslashreplace")  # a name that is not UTF-8 is shown with escapes, not refused
     return path
+
+
+def _not_done(summary: dict) -> str:
+    """What the run walked past or left alone, with counts: skipped files and folders, pictures already there,
+    pictures copied instead of moved (a read-only source)."""
+    lines = []
+    if summary.get("skipped"):
+        reasons = ", ".join(f"{count} {reason}" for reason, count in summary["skipped"].items())
+        lines.append(f"skipped {sum(summary['skipped'].values())} files or folders: {reasons}")
+    lines += summary.get("notes", [])
+    if summary.get("already_there"):
+        lines.append(f"{summary['already_there']} already there (identical copies in the output): nothing done")
+    if summary.get("copied_not_moved"):
+        lines.append(f"{summary['copied_not_moved']} on a read-only source: copied, not moved")
+    if not lines:
+        return ""
+    return "<h2>not sorted, and why</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"

@@ -9,6 +9,10 @@ picture's hash appended; a name holding the identical picture means "already
 there", and nothing is done). So whatever recovery and undo find at a destination
 the journal names was made by that run. An operation that fails half way is rolled
 back: its temporary file is removed, a move leaves the picture at its source only.
+A destination is removed only when its source is proven to hold the same picture: a
+source that vanished meanwhile leaves the copy as the picture's only place. Links are
+never followed into or inside the output folder. A source that cannot be removed (a
+read-only disk or folder) is copied instead of moved, and says so.
 """
 from __future__ import annotations
 
@@ -55,26 +59,45 @@ class Destination(NamedTuple):
     already_there: bool  # the identical picture is already at path: nothing to do
 
 
-def choose_destination(folder: Path, name: PurePosixPath, content_hash: str, taken: set[Path] = frozenset(),
+class UnsafeDestination(OSError):
+    """A folder on the way to a destination is a link: never followed (it could lead outside OUT)."""
+
+
+READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}  # a source that cannot be removed or renamed
+
+
+class SourceNotWritable(OSError):
+    """The source cannot be removed (a read-only disk or folder): for a move the picture was copied instead."""
+
+
+def choose_destination(folder: Path, name: PurePosixPath, content_hash: str, taken: dict[Path, str] | None = None,
                        link_to: Path | None = None) -> Destination:
     """Where a picture goes: folder/name if that name is free, else folder/name~<hash8>.ext (and so on).
 
     A name holding the identical picture (for a link: a link to the same source; for anything, the
-    source itself) means the picture is already there. Names `taken` by other pictures of the same
-    batch are skipped. Each part of the name is shortened to NAME_MAX bytes; never outside folder.
+    source itself) means the picture is already there; so does a name `taken` by the identical picture
+    earlier in the same batch, while names taken by other pictures of the batch are skipped. Each part
+    of the name is shortened to NAME_MAX bytes; never outside folder.
+
+    Raises:
+        UnsafeDestination: a folder between `folder` and the destination is a link.
     """
+    taken = taken or {}
     parts = [fit_name(*os.path.splitext(part)) for part in name.parts]
     root = folder.resolve()
     destination = root / Path(*parts)  # the name itself is not resolved: a link there is a taken name
-    if os.path.commonpath([root, destination.parent.resolve()]) != str(root):
-        raise ValueError(f"destination {destination} escapes {root}")  # safe_relative makes this unreachable
+    for parent in list(destination.parents)[:len(parts) - 1]:  # the folders the name adds under root
+        if parent.is_symlink():
+            raise UnsafeDestination(errno.ELOOP, f"{parent} is a link; a sort never writes through links")
     candidate, attempt = destination, 0
     while True:
-        if candidate not in taken:
-            if not (candidate.exists() or candidate.is_symlink()):
-                return Destination(candidate, False)
-            if _holds(candidate, content_hash, link_to):
-                return Destination(candidate, True)
+        if candidate in taken:
+            if taken[candidate] == content_hash and link_to is None:
+                return Destination(candidate, True)  # the same picture twice in one batch: once is enough
+        elif not (candidate.exists() or candidate.is_symlink()):
+            return Destination(candidate, False)
+        elif _holds(candidate, content_hash, link_to):
+            return Destination(candidate, True)
         attempt += 1
         candidate = with_hash_suffix(destination, content_hash, attempt)
 
@@ -95,11 +118,12 @@ def partial_path(destination: Path) -> Path:
 
 
 def write_bytes_atomically(data: bytes, destination: Path) -> None:
-    """Write to the partial name, flush to disk, rename into place; on any failure remove the partial."""
+    """Write to the partial name, flush to disk, rename into place; on any failure remove the partial.
+    The partial is created exclusively: another process writing the same name fails instead of mixing."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = partial_path(destination)
     try:
-        with open(temporary, "wb") as handle:
+        with open(temporary, "xb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -124,8 +148,10 @@ def move_picture(source: Path, destination: Path, content_hash: str) -> None:
     """Rename source to destination; across file systems copy, verify, then remove the source.
 
     Raises:
-        OSError: the destination exists, the source changed since it was read (hash differs), or the
-            copy does not verify. Nothing is left behind: the picture stays at its source only.
+        SourceNotWritable: across file systems, the verified copy is in place but the source cannot be
+            removed (read-only): the picture is in both places, which the caller records as a copy.
+        OSError: the destination exists, the source changed since it was read (hash differs), the copy
+            does not verify, or the source cannot be renamed. Nothing is left behind.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     _refuse_existing(destination, source)
@@ -139,7 +165,9 @@ def move_picture(source: Path, destination: Path, content_hash: str) -> None:
             raise
     temporary = partial_path(destination)
     try:
-        shutil.copy2(source, temporary)
+        with open(temporary, "xb") as handle, open(source, "rb") as original:
+            shutil.copyfileobj(original, handle, 1 << 20)
+        shutil.copystat(source, temporary)
         if file_hash(temporary) != content_hash:
             raise OSError(f"copy of {source} does not verify; left in place")
         os.replace(temporary, destination)
@@ -148,8 +176,15 @@ def move_picture(source: Path, destination: Path, content_hash: str) -> None:
         raise
     try:
         source.unlink()
-    except OSError:
-        destination.unlink(missing_ok=True)  # the source could not go: keep the picture in one place only
+    except FileNotFoundError:
+        return  # the source went meanwhile (not by this run): the copy here is the picture now, kept
+    except OSError as error:
+        if not is_intact(source, content_hash):
+            return  # the source is not the picture any more: the copy here is, kept
+        if error.errno in READ_ONLY:
+            raise SourceNotWritable(error.errno, f"{source} cannot be removed ({error.strerror}): copied, "
+                                                 f"not moved") from error
+        destination.unlink(missing_ok=True)  # the source is intact and stays: keep the picture in one place
         raise
 
 
@@ -159,13 +194,45 @@ def link_picture(source: Path, destination: Path) -> None:
     os.symlink(source.resolve(), destination)
 
 
-def perform(operation: str, destination: Path, data: bytes | None, source: Path | None, content_hash: str) -> None:
-    """Do one planned file operation: copy (from the bytes already read), move, trash (a move) or link."""
+def writable(folder: Path) -> bool:
+    """Whether files can be created in folder (its nearest existing parent): not a read-only mount."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        return os.access(folder, os.W_OK) and not os.statvfs(folder).f_flag & os.ST_RDONLY
+    except OSError:
+        return False
+
+
+def perform(operation: str, destination: Path, data: bytes | None, source: Path | None, content_hash: str) -> str:
+    """Do one planned file operation: copy (from the bytes already read), move, trash (a move) or link.
+
+    Returns:
+        the operation done: the planned one, or "copy" for a move whose source cannot be removed.
+    Raises:
+        SourceNotWritable: a trash whose source cannot be removed (the picture left where it was).
+        OSError: the operation failed; nothing is left half done.
+    """
     if operation == "copy":
         copy_picture(data, destination, content_hash)
     elif operation in ("move", "trash"):
-        move_picture(source, destination, content_hash)
+        try:
+            move_picture(source, destination, content_hash)
+        except SourceNotWritable:
+            if operation == "move":
+                return "copy"
+            destination.unlink(missing_ok=True)  # a dropped picture copied into the trash helps no one
+            raise
+        except OSError as error:
+            if error.errno not in READ_ONLY or not writable(destination.parent) or writable(source.parent):
+                raise
+            if operation == "trash":  # the source's folder is read-only: it cannot leave it
+                raise SourceNotWritable(error.errno, f"{source} cannot be removed ({error.strerror}); left in "
+                                                     f"place, not trashed") from error
+            copy_picture(data, destination, content_hash)
+            return "copy"
     elif operation == "link":
         link_picture(source, destination)
     else:
         raise ValueError(f"unknown file operation {operation!r}; allowed: copy, move, trash, link")
+    return operation

@@ -1,7 +1,9 @@
 """The run journal: one SQLite file per sort run, written as the run goes.
 
-Every picture gets one row, keyed by its item id (relative path, or
-"<index>:<member name>" inside an archive). A file operation is written down as
+Every picture gets one row, keyed by its item key: its item id (relative path, or
+"<index>:<member name>" inside an archive) and a stamp of its content (size and
+modification time, or a zip member's checksum), so a new picture under a name an
+earlier pass used gets a row of its own. A file operation is written down as
 `planned` (with its destination) *before* it happens and marked `done` after, in
 one transaction per batch, so a run killed at any instant can be resumed: rows
 still `planned` are checked against the disk and finished or redone, and `done`
@@ -150,13 +152,19 @@ class Journal:
                 rows)
 
     @_locked
-    def mark(self, item_ids: Iterable[str], status: str, errors: dict[str, str] | None = None) -> None:
-        """Set the status of entries (after their file operations), in one transaction."""
-        errors = errors or {}
+    def mark(self, item_ids: Iterable[str], status: str, errors: dict[str, str] | None = None,
+             actions: dict[str, str] | None = None) -> None:
+        """Set the status of entries (after their file operations), in one transaction.
+
+        Args:
+            actions: the operation done where it is not the one planned (a move done as a copy).
+        """
+        errors, actions = errors or {}, actions or {}
         with self.connection:
             self.connection.executemany(
-                "UPDATE entries SET status = ?, error = COALESCE(?, error), time = ? WHERE item_id = ?",
-                [(status, to_column(errors.get(i)), time.time(), to_column(i)) for i in item_ids])
+                "UPDATE entries SET status = ?, error = COALESCE(?, error), action = COALESCE(?, action), time = ? "
+                "WHERE item_id = ?",
+                [(status, to_column(errors.get(i)), actions.get(i), time.time(), to_column(i)) for i in item_ids])
 
     @_locked
     def forget(self, item_id: str) -> None:

@@ -46,22 +46,33 @@ def hold_run(run_dir: Path, doing: str = "") -> Iterator[None]:
         doing: what this process does, for the message another process would get (`sort`, `undo`, ...).
     Raises:
         RunBusy: another process holds the run (its process id and command line in the message).
+        OSError: the lock file can be neither created nor opened (a read-only OUT without one).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
-    with open(path, "a+", encoding="utf-8", errors="replace") as handle:
+    try:
+        handle = open(path, "a+", encoding="utf-8", errors="replace")
+    except OSError:  # a full or read-only disk: an existing lock file still locks, opened to read
+        handle = open(path, encoding="utf-8", errors="replace")
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunBusy(f"run {run_dir} is in use by {_holder(handle)}; wait for it to finish (or stop it) and "
                           f"run this again: two processes on one run could lose pictures") from None
-        handle.seek(0)
-        handle.truncate()
-        command = " ".join(sys.argv) or sys.executable
-        handle.write(f"process {os.getpid()} ({doing + ': ' if doing else ''}{command})\n")
-        handle.flush()
+        _say_who(handle, f"process {os.getpid()} ({doing + ': ' if doing else ''}{' '.join(sys.argv)})\n")
         try:
             yield
         finally:
-            handle.seek(0)
-            handle.truncate()  # the kernel releases the lock when the file closes (or the process dies)
+            _say_who(handle, "")  # the kernel releases the lock when the file closes (or the process dies)
+
+
+def _say_who(handle, text: str) -> None:
+    """Write who holds the lock, for others' messages; best effort (a full disk still locks)."""
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(text)
+        handle.flush()
+    except (OSError, ValueError):
+        pass

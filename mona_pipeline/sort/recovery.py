@@ -19,6 +19,8 @@ from pathlib import Path
 
 from mona_pipeline.sort import files
 from mona_pipeline.sort.journal import Entry, Journal, open_run
+from mona_pipeline.sort.lock import hold_run
+from mona_pipeline.sort.stop import StopRequest
 
 
 def settle(journal: Journal, entry: Entry) -> str | None:
@@ -60,9 +62,27 @@ def recover(journal: Journal) -> int:
     return len(planned)
 
 
-def _restore(entry: Entry) -> str | None:
+class Relocation:
+    """Where a run's files are now, when OUT was moved or renamed as a whole after the run (`mv O O2`):
+    destinations under the OUT the run recorded are looked for under the OUT the run folder is in now."""
+
+    def __init__(self, journal: Journal, run_dir: Path):
+        recorded = journal.info().get("out_path")
+        self.old = Path(recorded) if recorded else None
+        self.new = run_dir.resolve().parent.parent  # OUT/runs/<run>
+
+    def __call__(self, destination: Path) -> Path:
+        if self.old is None or self.old == self.new or destination.exists() or destination.is_symlink():
+            return destination
+        try:
+            return self.new / destination.relative_to(self.old)
+        except ValueError:  # not under the recorded OUT
+            return destination
+
+
+def _restore(entry: Entry, destination: Path) -> str | None:
     """Put one moved or trashed picture back; returns a problem, or None when restored."""
-    destination, source = Path(entry.destination), Path(entry.source)
+    source = Path(entry.source)
     files.partial_path(source).unlink(missing_ok=True)  # a copy back across file systems, cut short
     if not destination.is_file():
         if files.is_intact(source, entry.content_hash):
@@ -80,9 +100,8 @@ def _restore(entry: Entry) -> str | None:
     return None
 
 
-def _remove_made(entry: Entry) -> str | None:
+def _remove_made(entry: Entry, destination: Path) -> str | None:
     """Remove a copy or link the run made, only if it is still what the run made."""
-    destination = Path(entry.destination)
     if entry.action == "link" and destination.is_symlink():
         destination.unlink()
     elif entry.action == "copy" and destination.is_file():
@@ -92,27 +111,38 @@ def _remove_made(entry: Entry) -> str | None:
     return None
 
 
-def undo_run(run_dir: Path) -> dict:
+def undo_run(run_dir: Path, stop: StopRequest | None = None) -> dict:
     """Undo a sort run: moved and trashed pictures go back (hash-checked), copies and links are removed.
 
     Rows a killed or stopped run left `planned` are undone from what is on disk; rows an earlier undo
     could not put back are tried again; trashed pictures that were purged are reported. Files are put
     back first and the journal written after, in one transaction, so an undo works on a full disk.
+    The run's lock is held throughout (a second process on the run is refused); OUT may have been moved
+    as a whole since the run (`Relocation`).
 
+    Args:
+        stop: set by a signal: the undo stops between two pictures, records what it did, and raises.
     Returns:
         {"restored": n, "removed_copies": n, "purged": n, "problems": [(source, reason), ...]}
     Raises:
         NotARun: run_dir is not a sort run.
+        RunBusy: another process works on the run.
+        Interrupted: a signal stopped it; what was undone is recorded, the same undo finishes the rest.
     """
+    stop = stop if stop is not None else StopRequest()
     restored, removed, problems, undone, failed = 0, 0, [], [], {}
-    with open_run(run_dir) as journal:
+    with open_run(run_dir) as journal, hold_run(run_dir, "undo"):
+        relocate = Relocation(journal, run_dir)
         for entry in list(journal.entries(("planned", "done", "undo_failed"))):
+            if stop.requested:
+                break
             if entry.action == "none":
                 continue
             moved_back = entry.action in ("move", "trash")
+            destination = relocate(Path(entry.destination))
             try:
-                files.partial_path(Path(entry.destination)).unlink(missing_ok=True)
-                problem = _restore(entry) if moved_back else _remove_made(entry)
+                files.partial_path(destination).unlink(missing_ok=True)
+                problem = _restore(entry, destination) if moved_back else _remove_made(entry, destination)
             except OSError as error:
                 problem = str(error)
             if problem:
@@ -129,28 +159,40 @@ def undo_run(run_dir: Path) -> dict:
             problems.append((str(journal.path), f"the journal could not record the undo ({error}); the same "
                                                 f"undo, run again, finds nothing left to do and records it"))
         purged = list(journal.entries("purged"))
+    stop.check(f"{restored} pictures restored and {removed} copies removed so far")
     problems += [(entry.source, f"{entry.destination} was purged (deleted for good by `mona purge`); "
                                 f"cannot restore") for entry in purged]
     return {"restored": restored, "removed_copies": removed, "purged": len(purged), "problems": problems}
 
 
 def purge_run(run_dir: Path) -> dict:
-    """Delete a run's trash for good: only what the journal says is done and in the trash. The only code
-    path that removes a picture permanently.
+    """Delete a run's trash for good: only what the journal says is done and in the trash, and only a file
+    that is still the picture the run put there (hash-checked). The only code path that removes a picture
+    permanently. A trashed picture no longer there (taken back by hand) is counted apart, not as purged.
 
+    Returns:
+        {"purged": n, "gone": n (no longer in the trash), "problems": [(path, reason), ...]}
     Raises:
         NotARun: run_dir is not a sort run.
+        RunBusy: another process works on the run.
     """
-    removed, problems = [], []
-    with open_run(run_dir) as journal:
+    removed, gone, problems = [], 0, []
+    with open_run(run_dir) as journal, hold_run(run_dir, "purge"):
+        relocate = Relocation(journal, run_dir)
         for entry in list(journal.entries("done")):
             if entry.action != "trash":
                 continue
-            path = Path(entry.destination)
+            path = relocate(Path(entry.destination))
+            if not (path.exists() or path.is_symlink()):
+                gone += 1
+                continue
+            if not files.is_intact(path, entry.content_hash):
+                problems.append((str(path), "not the picture the run trashed (changed or replaced); kept"))
+                continue
             try:
-                path.unlink(missing_ok=True)
+                path.unlink()
                 removed.append(entry.item_id)
             except OSError as error:
                 problems.append((str(path), str(error)))
         journal.mark(removed, "purged")
-    return {"purged": len(removed), "problems": problems}
+    return {"purged": len(removed), "gone": gone, "problems": problems}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, TypeAdapter, ValidationError, WithJsonSchema, \
-    create_model, model_serializer
+    create_model, field_validator, model_serializer
 from pydantic.fields import FieldInfo
 
 from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams, TilingParams, validation_problems
@@ -25,6 +25,9 @@ from mona_pipeline.errors import UserError
 
 class SettingsError(UserError, ValueError):
     """A sort setting is out of range, unknown or inconsistent; the message names each one."""
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a run name: one folder under OUT/runs, never . or ..
 
 
 class SortRequest(SortParams):
@@ -40,6 +43,21 @@ class SortRequest(SortParams):
                                   description="larger pictures are refused as decompression bombs")
     tiles: TilingParams = Field(TilingParams(), description="params.yaml's tiling section (its grid and rule)")
 
+    @field_validator("source")
+    @classmethod
+    def _source_given(cls, source: str) -> str:
+        if not source.strip():
+            raise ValueError("source is empty: give a folder, an archive, a list of paths or a URL")
+        return source
+
+    @field_validator("run")
+    @classmethod
+    def _plain_run_name(cls, run: str | None) -> str | None:
+        if run is not None and not PLAIN_NAME.fullmatch(run):
+            raise ValueError(f"run name {run!r} is not a plain folder name: use letters, digits, '.', '_' and '-', "
+                             f"starting with a letter or a digit")
+        return run
+
     @property
     def tiling_params(self) -> TilingParams:
         """The tiling this sort uses: params.yaml's tiling section, its mode replaced by `tiling` if given."""
@@ -50,7 +68,7 @@ class SortRequest(SortParams):
         confidence, review band and model), so a rerun with the same settings finds the same run and one
         with other settings starts its own."""
         if self.run:
-            return re.sub(r"[^A-Za-z0-9._-]+", "_", self.run)
+            return self.run  # validated: a plain folder name
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(self.source.rstrip("/")).name)[:40] or "source"
         key = f"{Path(self.source).expanduser().resolve() if '://' not in self.source else self.source}|{self.action}"
         key += f"|{settings}" if settings else ""
@@ -126,6 +144,8 @@ def build_request(params: Params | None, source: str, out: Path,
     if isinstance(overrides, BaseModel):
         overrides = overrides.model_dump()
     settings |= {key: value for key, value in (overrides or {}).items() if value is not None}
+    if not str(out).strip():  # an empty --out would be the current folder
+        raise SettingsError("sort setting out is empty: give the output folder (keep/, review/ and runs/ go there)")
     try:
         return SortRequest.model_validate({**settings, "source": str(source), "out": out})
     except ValidationError as error:

@@ -19,6 +19,7 @@ command resumes (and `mona undo` rolls back). The run name carries what decides
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import hashlib
@@ -40,9 +41,12 @@ from mona_pipeline.models import METADATA_FILE, MODEL_FILE, load_trained
 from mona_pipeline.sort import files, recovery
 from mona_pipeline.sort.contact_sheet import ContactSheet, write_contact_sheet
 from mona_pipeline.sort.decisions import DECISIONS, decide, operation_for
+from mona_pipeline.errors import UserError
 from mona_pipeline.sort.journal import JOURNAL_NAME, Entry, Journal
+from mona_pipeline.sort.lock import hold_run
 from mona_pipeline.sort.request import SortRequest
 from mona_pipeline.sort.sources import Item, SourceError, open_source
+from mona_pipeline.sort.stop import StopRequest
 from mona_pipeline.sort.tally import FOUND_SAMPLE, Tally
 
 logger = logging.getLogger(__name__)
@@ -108,12 +112,16 @@ def load_scorer(model: Path) -> Scorer:
 class SortRun:
     """An open sort run: its source, scorer, confidence, journal and contact sheet."""
 
-    def __init__(self, request: SortRequest, scorer: Scorer | Callable[[Path], Scorer] | None = None):
-        """Check the request against the source and the model, then open the run's journal.
+    def __init__(self, request: SortRequest, scorer: Scorer | Callable[[Path], Scorer] | None = None, *,
+                 hold: bool = True, stop: StopRequest | None = None):
+        """Check the request against the source and the model, take the run's lock, open its journal.
 
         Args:
             scorer: the request's model, already loaded, or a function that loads a model folder (flow tasks
                 reuse one per process); called after the source is checked, so a wrong source is said first.
+            hold: take the run's lock (lock.py). False only for work done under a lock this process or the
+                flow that sent it already holds (a Prefect sort's recovery and chunk tasks).
+            stop: set by a signal (stop.py): the run stops at the next file operation, journal consistent.
         Raises:
             SourceError: the source cannot be opened or does not allow the action.
             FileNotFoundError / ValueError: no usable model, or a review band above the confidence.
@@ -137,13 +145,23 @@ class SortRun:
         if self.tiling.mode != "off":  # tiles change decisions: another tiling is another run
             settings["tiling"] = self.tiling.model_dump_json()
         self.run_dir = request.run_dir("|".join(settings.values()))
-        self.journal = Journal(self.run_dir / JOURNAL_NAME, durable=request.action != "none")
+        refuse_links_in_out(request.out, self.run_dir)
+        self.stop = stop if stop is not None else StopRequest()
+        self._held = contextlib.ExitStack()
+        try:
+            if hold:
+                self._held.enter_context(hold_run(self.run_dir, "sort"))
+            self.journal = Journal(self.run_dir / JOURNAL_NAME, durable=request.action != "none")
+        except BaseException:
+            self._held.close()
+            raise
         try:
             _check_same_settings(self.run_dir, self.journal.info(), settings)
-            self.journal.set_info(out=str(request.out), model=str(request.model), target=metadata.target or "",
-                                  **settings)
+            # out_path: where OUT was, so that an undo finds the pictures after OUT was moved as a whole
+            self.journal.set_info(out=str(request.out), out_path=str(request.out.resolve()), model=str(request.model),
+                                  target=metadata.target or "", **settings)
         except Exception:
-            self.journal.close()
+            self.close()
             raise
         self.sheet = ContactSheet(self.run_dir / "thumbs")
 
@@ -155,6 +173,7 @@ class SortRun:
 
     def close(self) -> None:
         self.journal.close()
+        self._held.close()
 
     @property
     def problems(self) -> list[str]:
@@ -189,17 +208,22 @@ class SortRun:
 
         batch: list[tuple[_Read, Scored]] = []
         for scored in score_stream(self.scorer, feed(), self.request.batch_size, self.request.max_image_pixels,
-                                   with_images=True, tiling=self.tiling, decisive=self.confidence):
-            batch.append((reads.pop(scored.key), scored))
+                                   with_images=True, tiling=self.tiling, decisive=self.confidence,
+                                   stop=lambda: self.stop.requested):
+            read = reads.pop(scored.key)
+            if self.stop.requested:  # drain what TF still holds, unjournaled: the stream ends as at the source's end
+                continue
+            batch.append((read, scored))
             if len(batch) >= self.request.batch_size:
                 self._commit(batch, tally, sheet)
                 progress(len(batch))
                 batch = []
-        if batch:
+        if batch and not self.stop.requested:
             self._commit(batch, tally, sheet)
             progress(len(batch))
         if failure:
             raise _stopped(failure[0], self.run_dir) or failure[0]
+        self.stop.check(f"{sum(tally.counts.values())} pictures sorted this session")
         if reads:  # read, never scored: the scoring stream ended early; the same command sorts them
             tally.problems.append(f"{len(reads)} pictures were read but not scored (the scoring stream stopped "
                                   f"early, at {next(iter(reads))}); run the same command again")
@@ -211,7 +235,7 @@ class SortRun:
         """(item id, bytes or the error reading it) for every item not already done; each item's
         failure is that item's error, a failing source ends the feed with a problem in the tally."""
         iterator = iter(items)
-        while True:
+        while not self.stop.requested:
             try:
                 item = next(iterator)
             except StopIteration:
@@ -219,40 +243,46 @@ class SortRun:
             except Exception as error:  # the source itself (a listing, an archive) failed: say where
                 tally.problems.append(f"reading {self.request.source} stopped: {type(error).__name__}: {error}")
                 return
-            status = self.journal.status_of(item.item_id)
+            # The journal knows a picture by its name and its content's stamp (size and time, or a checksum):
+            # a new picture under a name an earlier pass used is a new picture.
+            status = self.journal.status_of(item.key)
             if status == "planned":  # left half done by a killed attempt at this chunk: settle it first
-                status = recovery.settle(self.journal, self.journal.get(item.item_id))
-            if status == "done" or item.item_id in reads:  # done, or listed twice and already on its way
+                status = recovery.settle(self.journal, self.journal.get(item.key))
+            if status == "done" or item.key in reads:  # done, or listed twice and already on its way
                 tally.skipped_done += status == "done"
                 progress(1)
                 continue
             try:
                 data = item.read()
             except Exception as error:  # hostile sources fail in many ways: OSError, BadZipFile, zlib...
-                reads[item.item_id] = _Read(item, None, None)
+                reads[item.key] = _Read(item, None, None)
                 reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-                yield item.item_id, OSError(f"unreadable: {reason}")
+                yield item.key, OSError(f"unreadable: {reason}")
                 continue
-            reads[item.item_id] = _Read(item, data, content_hash(data))
-            yield item.item_id, data
+            reads[item.key] = _Read(item, data, content_hash(data))
+            yield item.key, data
 
-    def _plan(self, read: _Read, scored: Scored, taken: set[Path], tally: Tally) -> Entry:
+    def _plan(self, read: _Read, scored: Scored, taken: dict[Path, str], tally: Tally) -> Entry:
         decision = decide(scored.score, self.confidence, self.request.review_from)
         operation = operation_for(self.request.action, decision)
-        destination = None
+        destination, error, status = None, scored.error, "planned"
         if operation != "none":
             folder = self.run_dir / "trash" if operation == "trash" else self.request.out / decision
-            destination, already_there = files.choose_destination(
-                folder, PurePosixPath(read.item.name), read.content_hash, taken,
-                link_to=read.item.path if operation == "link" else None)
-            taken.add(destination)
-            if already_there:  # e.g. an earlier run put it there, or it *is* the source: nothing to do
-                operation = "none"
-                tally.already_there += 1
-        return Entry(read.item.item_id, read.item.source, read.item.name, read.content_hash,
+            try:
+                destination, already_there = files.choose_destination(
+                    folder, PurePosixPath(read.item.name), read.content_hash, taken,
+                    link_to=read.item.path if operation == "link" else None)
+            except files.UnsafeDestination as unsafe:  # a link inside OUT: this picture stays, the run goes on
+                error, status = f"{operation} failed, picture left in place: {unsafe.strerror}", "failed"
+            else:
+                taken[destination] = read.content_hash
+                if already_there:  # e.g. an earlier run put it there, or it *is* the source: nothing to do
+                    operation = "none"
+                    tally.already_there += 1
+        return Entry(read.item.key, read.item.source, read.item.name, read.content_hash,
                      len(read.data) if read.data is not None else None, scored.score, decision, operation,
-                     str(destination) if destination else None, scored.error,
-                     status="planned" if operation != "none" else "done", box=box_text(scored.box))
+                     str(destination) if destination else None, error,
+                     status="done" if operation == "none" else status, box=box_text(scored.box))
 
     def _commit(self, batch: list[tuple[_Read, Scored]], tally: Tally, sheet: ContactSheet) -> None:
         """Journal the batch as planned, do its file operations, journal them done (or failed).
@@ -260,12 +290,17 @@ class SortRun:
         Raises:
             SortStopped: the disk under OUT is full or read-only, or the journal cannot be written.
         """
-        taken: set[Path] = set()
+        taken: dict[Path, str] = {}  # destinations chosen in this batch -> their content's hash
         entries = [self._plan(read, scored, taken, tally) for read, scored in batch]
         self._write_journal(self.journal.plan, entries)
-        done, failed = [], {}
+        done, failed, copied = [], {}, {}
         try:
-            for entry, (read, scored) in zip(entries, batch):
+            for position, (entry, (read, scored)) in enumerate(zip(entries, batch)):
+                if self.stop.requested:  # a signal: the rest of the batch is not begun (sorted again on rerun)
+                    for rest in entries[position:]:
+                        if rest.status == "planned":
+                            self._write_journal(self.journal.forget, rest.item_id)
+                    return
                 tally.counts[entry.decision] += 1
                 if entry.error:
                     tally.errors.append((entry.source, entry.error))
@@ -276,12 +311,21 @@ class SortRun:
                     if len(tally.found_sample) < FOUND_SAMPLE:  # bounded: a run may keep millions
                         tally.found_sample.append({"source": entry.source, "decision": entry.decision,
                                                    "score": round(entry.score, 4), "box": entry.box})
+                if entry.status == "failed":  # refused when planned (a link inside OUT)
+                    failed[entry.item_id] = entry.error
+                    logger.error("%s: %s", entry.source, entry.error)
+                    continue
                 if entry.action == "none":
                     continue
                 try:
-                    files.perform(entry.action, Path(entry.destination), read.data, read.item.path,
-                                  entry.content_hash)
+                    performed = files.perform(entry.action, Path(entry.destination), read.data, read.item.path,
+                                              entry.content_hash)
                     done.append(entry.item_id)
+                    if performed != entry.action:  # a read-only source: copied, not moved
+                        copied[entry.item_id] = performed
+                except files.SourceNotWritable as error:
+                    failed[entry.item_id] = str(error)
+                    logger.error("%s: %s", entry.source, error)
                 except OSError as error:
                     stop = _stopped(error, self.run_dir, entry.destination)
                     if stop:
@@ -289,7 +333,8 @@ class SortRun:
                     failed[entry.item_id] = f"{entry.action} failed: {error}"
                     logger.error("%s: %s failed, picture left in place: %s", entry.source, entry.action, error)
         finally:  # also when stopping: what was done is recorded (or, if even that fails, recovered on rerun)
-            self._write_journal(self.journal.mark, done, "done")
+            self._write_journal(self.journal.mark, done, "done", None, copied)
+            tally.copied_not_moved += len(copied)
             if failed:
                 tally.action_failures += len(failed)
                 self._write_journal(self.journal.mark, list(failed), "failed", failed)
@@ -322,6 +367,9 @@ class SortRun:
             "review_from": request.review_from, "model": str(request.model),
             "counts": counts, "pictures": sum(counts.values()), "this_session": tally.counts,
             "resumed_skipped": tally.skipped_done, "already_there": tally.already_there,
+            "copied_not_moved": tally.copied_not_moved,
+            # what the source walked past: counted by reason, and the folders it left out with why
+            "skipped": dict(self.source.skips.counts), "notes": list(self.source.skips.notes),
             "action_failures": tally.action_failures, "problems": problems,
             "unreadable_folders": list(getattr(self.source, "unreadable_folders", [])),
             "complete": not problems and not tally.action_failures,
@@ -341,13 +389,33 @@ class SortRun:
         return summary
 
 
-def sort_source(request: SortRequest, progress: Callable[[int], None] = lambda n: None) -> dict:
-    """Sort a whole source in this process (the CLI path). Resumes the run if it was interrupted."""
-    with SortRun(request) as run:
+def sort_source(request: SortRequest, progress: Callable[[int], None] = lambda n: None,
+                stop: StopRequest | None = None) -> dict:
+    """Sort a whole source in this process (the CLI path). Resumes the run if it was interrupted.
+
+    Raises:
+        Interrupted: `stop` was set (a signal); the journal is consistent and the same request resumes.
+    """
+    with SortRun(request, stop=stop) as run:
         run.recover()
         start = time.perf_counter()
         tally = run.process(run.source.items(), progress)
         return run.finish(tally, time.perf_counter() - start)
+
+
+OUT_FOLDERS = ("keep", "review", "runs")
+
+
+def refuse_links_in_out(out: Path, run_dir: Path) -> None:
+    """Before any work: the folders a sort writes into are folders, not links (a link could lead outside OUT).
+
+    Raises:
+        UserError: naming the link.
+    """
+    for folder in (*(out / name for name in OUT_FOLDERS), run_dir, run_dir / "trash", run_dir / "thumbs"):
+        if folder.is_symlink():
+            raise UserError(f"{folder} is a link (to {os.readlink(folder)}); a sort never writes through links. "
+                            f"Make it a folder, or give another --out")
 
 
 def _check_same_settings(run_dir: Path, recorded: dict[str, str], settings: dict[str, str]) -> None:

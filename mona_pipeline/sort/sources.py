@@ -19,6 +19,7 @@ list (a folder without permission, a damaged archive) is kept in its `problems`.
 from __future__ import annotations
 
 import atexit
+import collections
 import io
 import os
 import posixpath
@@ -49,11 +50,54 @@ class SourceError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Item:
-    item_id: str  # unique in the source, stable across runs
+    item_id: str  # unique in the source, stable across runs: where to find it again (a chunk's ids)
     name: str  # relative name, for destinations and reports
     source: str  # human-readable location
     read: Callable[[], bytes]
     path: Path | None = None  # the local file, when it is one (move / trash / link need it)
+    stamp: str | None = None  # what the content is, cheaply: "size:mtime_ns" of a file, size and CRC of a member
+
+    @property
+    def key(self) -> str:
+        """The journal's key: the item id and its stamp, so a new picture under a used name is a new picture."""
+        return f"{self.item_id}@{self.stamp}" if self.stamp else self.item_id
+
+
+def file_stamp(path: Path) -> str | None:
+    """size:mtime_ns of a file (not following a link), or None when it cannot be looked at."""
+    try:
+        status = path.lstat()
+    except OSError:
+        return None
+    return f"{status.st_size}:{status.st_mtime_ns}"
+
+
+class Skips:
+    """What a source walked past without sorting, counted by reason, and folders it left out, with why.
+    Nothing is skipped without a count: the summary, the report and the command line show them."""
+
+    HIDDEN, NOT_A_PICTURE_NAME, LINK = "hidden", "not a picture name", "a link (not followed)"
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.notes: list[str] = []
+
+    def clear(self) -> None:
+        self.counts.clear()
+        self.notes.clear()
+
+    def add(self, reason: str) -> None:
+        self.counts[reason] += 1
+
+
+def is_earlier_out(folder: Path) -> bool:
+    """Whether a folder is the output of a sort: a runs/ folder holding a run's journal."""
+    runs = folder / "runs"
+    try:
+        return runs.is_dir() and not runs.is_symlink() and any(
+            (run / "journal.sqlite").is_file() for run in runs.iterdir())
+    except OSError:
+        return False
 
 
 class Unreadable(OSError):
@@ -143,31 +187,52 @@ class FolderSource:
             self.excluded = {out / "keep", out / "review", out / "runs"} | ({out} if out != root.resolve() else set())
         self.unreadable_folders: list[str] = []
         self.problems: list[str] = []
+        self.skips = Skips()
 
     def _unreadable(self, error: OSError) -> None:
         self.unreadable_folders.append(str(error.filename))
         self.problems.append(f"folder {error.filename} could not be read: {error.strerror or error}")
 
+    def _walked(self, directory: str, name: str) -> bool:
+        """Whether the walk goes into a sub-folder: not hidden, not this sort's output, not an earlier one's."""
+        folder = Path(directory) / name
+        if folder.resolve() in self.excluded:
+            return False  # this run's own OUT: not the user's pictures
+        if name.startswith("."):
+            self.skips.add(Skips.HIDDEN)
+            return False
+        if is_earlier_out(folder):
+            self.skips.notes.append(f"skipped {folder}: the output of an earlier sort (its runs/ folder holds "
+                                    f"journals); sort it on its own if you mean to")
+            return False
+        return True
+
     def items(self) -> Iterator[Item]:
         self.unreadable_folders.clear()
         self.problems.clear()
+        self.skips.clear()
         for directory, subdirectories, files in os.walk(self.root, onerror=self._unreadable, followlinks=False):
-            subdirectories[:] = sorted(d for d in subdirectories if not d.startswith(".")
-                                       and (Path(directory) / d).resolve() not in self.excluded)
+            subdirectories[:] = sorted(d for d in subdirectories if self._walked(directory, d))
             for name in sorted(files):
                 path = Path(directory) / name
-                if name.startswith(".") or not is_picture_name(name) or path.is_symlink():
-                    continue
-                relative = path.relative_to(self.root).as_posix()
-                yield Item(relative, relative, str(path), partial(read_regular_file, path), path)
+                if name.startswith("."):
+                    self.skips.add(Skips.HIDDEN)
+                elif path.is_symlink():
+                    self.skips.add(Skips.LINK)
+                elif not is_picture_name(name):
+                    self.skips.add(Skips.NOT_A_PICTURE_NAME)
+                else:
+                    yield self._item(path.relative_to(self.root).as_posix())
 
     def ids(self) -> Iterator[str]:
         return (item.item_id for item in self.items())
 
     def items_for(self, item_ids: list[str]) -> Iterator[Item]:
-        for item_id in item_ids:
-            path = self.root / item_id
-            yield Item(item_id, item_id, str(path), partial(read_regular_file, path), path)
+        return (self._item(item_id) for item_id in item_ids)
+
+    def _item(self, relative: str) -> Item:
+        path = self.root / relative
+        return Item(relative, relative, str(path), partial(read_regular_file, path), path, file_stamp(path))
 
 
 class ListSource:
@@ -178,20 +243,27 @@ class ListSource:
     def __init__(self, list_file: Path):
         self.list_file = list_file
         self.problems: list[str] = []
+        self.skips = Skips()
 
     def items(self) -> Iterator[Item]:
-        """The listed paths, each once: a path listed twice (or as a/../a) is one picture."""
+        """The listed paths, each once: a path listed twice (or as a/../a) is one picture. A listed link is
+        counted and not followed (moving it would move the link, not the picture)."""
         base = self.list_file.parent
         seen: set[str] = set()  # as long as the list itself
+        self.skips.clear()
         with open(self.list_file, encoding="utf-8", errors="surrogateescape") as handle:
             for line in handle:
                 entry = line.strip()
                 if not entry or entry.startswith("#"):
                     continue
                 path = os.path.normpath(entry if os.path.isabs(entry) else base / entry)
-                if path not in seen:
-                    seen.add(path)
-                    yield self._item(path)
+                if path in seen:
+                    continue
+                seen.add(path)
+                if os.path.islink(path):
+                    self.skips.add(Skips.LINK)
+                    continue
+                yield self._item(path)
 
     def ids(self) -> Iterator[str]:
         return (item.item_id for item in self.items())
@@ -203,7 +275,7 @@ class ListSource:
         path = Path(item_id)
         # Named relative to the list's folder; outside it, ".." parts are dropped by safe_relative.
         name = safe_relative(os.path.relpath(path, self.list_file.parent)).as_posix()
-        return Item(item_id, name, item_id, partial(read_regular_file, path), path)
+        return Item(item_id, name, item_id, partial(read_regular_file, path), path, file_stamp(path))
 
 
 class ZipSource:
@@ -214,14 +286,18 @@ class ZipSource:
     def __init__(self, archive: Path):
         self.archive = archive
         self.problems: list[str] = []
+        self.skips = Skips()
 
     def items(self) -> Iterator[Item]:
+        self.skips.clear()
         with zipfile.ZipFile(self.archive) as handle:
             for index, info in enumerate(handle.infolist()):
-                if info.is_dir() or not is_picture_name(info.filename):
+                if info.is_dir():
                     continue
-                yield Item(f"{index:08d}:{info.filename}", safe_relative(info.filename).as_posix(),
-                           f"{self.archive}!{info.filename}", _zip_reader(handle, info))
+                if not is_picture_name(info.filename):
+                    self.skips.add(Skips.NOT_A_PICTURE_NAME)
+                    continue
+                yield self._item(handle, index, info)
 
     def ids(self) -> Iterator[str]:
         return (item.item_id for item in self.items())
@@ -230,9 +306,13 @@ class ZipSource:
         with zipfile.ZipFile(self.archive) as handle:
             infos = handle.infolist()
             for item_id in item_ids:
-                info = infos[int(item_id.split(":", 1)[0])]
-                yield Item(item_id, safe_relative(info.filename).as_posix(), f"{self.archive}!{info.filename}",
-                           _zip_reader(handle, info))
+                index = int(item_id.split(":", 1)[0])
+                yield self._item(handle, index, infos[index])
+
+    def _item(self, handle: zipfile.ZipFile, index: int, info: zipfile.ZipInfo) -> Item:
+        return Item(f"{index:08d}:{info.filename}", safe_relative(info.filename).as_posix(),
+                    f"{self.archive}!{info.filename}", _zip_reader(handle, info),
+                    stamp=f"{info.file_size}:{info.CRC:08x}")
 
 
 def _zip_reader(handle: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
@@ -250,18 +330,27 @@ class TarSource:
     def __init__(self, archive: Path):
         self.archive = archive
         self.problems: list[str] = []
+        self.skips = Skips()
 
     def items(self) -> Iterator[Item]:
         self.problems.clear()
+        self.skips.clear()
         index = -1
         try:
             with tarfile.open(self.archive, mode="r|*") as handle:
                 for index, member in enumerate(handle):
                     handle.members = []  # streaming: do not keep every header in memory
-                    if not member.isfile() or not is_picture_name(member.name):
-                        continue  # links, devices and folders are never followed or written
+                    if member.isdir():
+                        continue
+                    if not member.isfile():  # links and devices are never followed or written
+                        self.skips.add(Skips.LINK if member.issym() or member.islnk() else "not a regular file")
+                        continue
+                    if not is_picture_name(member.name):
+                        self.skips.add(Skips.NOT_A_PICTURE_NAME)
+                        continue
                     yield Item(f"{index:08d}:{member.name}", safe_relative(member.name).as_posix(),
-                               f"{self.archive}!{member.name}", _constant(self._read(handle, member)))
+                               f"{self.archive}!{member.name}", _constant(self._read(handle, member)),
+                               stamp=f"{member.size}:{int(member.mtime)}")
         except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
             # A damaged archive: what came before was sorted; say plainly where reading stopped.
             self.problems.append(f"{self.archive} is damaged after member {index + 1}: {error}")
@@ -324,15 +413,18 @@ class RemoteSource:
         global _aborting_file_system_used
         self.url = url.rstrip("/")
         _aborting_file_system_used |= self.url.startswith(_ABORTS_AT_EXIT)
+        self.skips = Skips()
 
     def items(self) -> Iterator[Item]:
         gfile = _gfile()
         if not gfile.isdir(self.url):  # a walk of what cannot be listed finds nothing, without a word
             raise SourceError(f"{self.url}: no such folder, or it cannot be listed (for s3:// check the bucket, "
                               f"S3_ENDPOINT and the AWS_* credentials)")
+        self.skips.clear()
         for directory, _, files in gfile.walk(self.url):
             for name in sorted(files):
                 if not is_picture_name(name):
+                    self.skips.add(Skips.NOT_A_PICTURE_NAME)
                     continue
                 url = f"{directory.rstrip('/')}/{name}"
                 relative = url[len(self.url):].lstrip("/")

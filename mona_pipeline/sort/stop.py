@@ -43,7 +43,8 @@ class StopRequest:
         self.signal_number = signal_number
         self._event.set()
 
-    def __bool__(self) -> bool:
+    @property
+    def requested(self) -> bool:
         return self._event.is_set()
 
     def check(self, done: str) -> None:
@@ -52,7 +53,7 @@ class StopRequest:
         Args:
             done: what was done so far, for the message (`12 pictures sorted this session`).
         """
-        if self:
+        if self.requested:
             name = signal.Signals(self.signal_number).name
             raise Interrupted(f"interrupted ({name}): {done}; what was done is in the journal. Run the same command "
                               f"again to resume", self.signal_number)

@@ -21,6 +21,7 @@ class Tally:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DECISIONS, 0))
     skipped_done: int = 0
     already_there: int = 0  # the identical picture was already at its destination: nothing done
+    copied_not_moved: int = 0  # moves whose source cannot be removed (read-only): copied instead
     errors: list[tuple[str, str]] = field(default_factory=list)
     action_failures: int = 0
     problems: list[str] = field(default_factory=list)  # what stopped reading or scoring early
@@ -36,6 +37,7 @@ class Tally:
                 total.counts[decision] += count
             total.skipped_done += tally.skipped_done
             total.already_there += tally.already_there
+            total.copied_not_moved += tally.copied_not_moved
             total.errors += tally.errors
             total.action_failures += tally.action_failures
             total.problems += tally.problems

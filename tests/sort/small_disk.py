@@ -9,6 +9,7 @@ plan's folder gets a fresh tmpfs; the plan's steps then run in order:
         {"mount": {"size": "600k"}},           # (re)mount the folder: tmpfs of this size, "ro": true for read-only
         {"run": ["python", "-m", "mona_pipeline.cli", ...]},
         {"resize": "64m"},                     # more space, contents kept
+        {"remount": "ro"},                     # read-only now, contents kept
         {"census": true}]}                     # relative path -> SHA-256 of every file in the folder
 
 The mount lives only as long as this process, so everything the test wants to know
@@ -53,6 +54,9 @@ def main(plan_path: str, result_path: str) -> None:
         if "mount" in step:
             mount(folder, step["mount"]["size"], step["mount"].get("ro", False))
             results.append({"mount": step["mount"]})
+        elif "remount" in step:
+            subprocess.run(["mount", "-o", f"remount,{step['remount']}", str(folder)], check=True)
+            results.append({"remount": step["remount"]})
         elif "resize" in step:
             subprocess.run(["mount", "-o", f"remount,size={step['resize']}", str(folder)], check=True)
             results.append({"resize": step["resize"]})

@@ -63,10 +63,10 @@ def test_killed_move_run_resumes_and_accounts_for_every_picture_once(tmp_path, c
         path.write_bytes(colour_picture(colours[index % 3], "PNG", size=(40 + index % 13, 40)))
     before = tree(inbox)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "mona_pipeline.cli", "--params", str(tmp_path / "no-params.yaml"), "sort",
-               str(inbox), "--out", str(out), "--model", str(colour_model), "--action", "move",
+    # Run where there is no params.yaml: the built-in defaults.
+    command = [sys.executable, "-m", "mona_pipeline.cli", "sort", str(inbox), "--out", str(out), "--model", str(colour_model), "--action", "move",
                "--review-from", "0.5", "--batch-size", "4", "--run", "killed", "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     journal = out / "runs" / "killed" / "journal.sqlite"
     deadline = time.time() + 300
     done = 0
@@ -83,7 +83,7 @@ def test_killed_move_run_resumes_and_accounts_for_every_picture_once(tmp_path, c
     process.kill()
     process.wait()
     assert 40 <= done < 360, f"the run was not stopped half way ({done} done): {process.stdout.read()[-2000:]}"
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     with Journal(journal) as reader:
         entries = list(reader.entries())

@@ -62,12 +62,14 @@ def test_none_only_reports(inbox, tmp_path, colour_model):
     assert not (tmp_path / "out" / "keep").exists()
 
 
-def test_cli_sort_and_undo_print_where_things_are(inbox, tmp_path, colour_model):
+def test_cli_sort_and_undo_print_where_things_are(inbox, tmp_path, colour_model, monkeypatch, caplog):
     from mona_pipeline.cli import main
 
     out = tmp_path / "out"
-    code = main(["--params", str(tmp_path / "none.yaml"), "sort", str(inbox), "--out", str(out), "--model",
-                 str(colour_model), "--action", "move", "--quiet", "--run", "cli"])
+    monkeypatch.chdir(tmp_path)  # no params.yaml here: the built-in defaults, and a line that says so
+    code = main(["sort", str(inbox), "--out", str(out), "--model", str(colour_model), "--action", "move", "--quiet",
+                 "--run", "cli"])
+    assert f"no params.yaml in {tmp_path}: the built-in defaults apply" in caplog.text
     assert code == 0
     assert main(["undo", str(out / "runs" / "cli")]) == 0
     assert main(["purge", str(out / "runs" / "cli")]) == 2  # needs --yes
