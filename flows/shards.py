@@ -18,7 +18,7 @@ from mona_pipeline.markdown import markdown_table
 
 @task(cache_policy=NO_CACHE)
 def shards_task(params: Params) -> dict:
-    return shards.write_shards(params.data, params.shards, params.stages)
+    return shards.write_shards(params.data, params.shards, params.stages, params.tiling)
 
 
 @flow(name="shards", flow_run_name=stage_run_name, log_prints=True)

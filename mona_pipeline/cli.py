@@ -72,7 +72,7 @@ def command_shards(args: argparse.Namespace) -> int:
     from mona_pipeline import shards
 
     params = load_params(params_path(args))
-    index = shards.write_shards(params.data, params.shards, params.stages)
+    index = shards.write_shards(params.data, params.shards, params.stages, params.tiling)
     print(f"{len(index['shards'])} shards in {params.shards.dir}")
     return 0
 

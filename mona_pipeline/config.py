@@ -76,6 +76,10 @@ class ShardParams(Section):
     image_size: int = Field(144, ge=16)
     target_shard_mb: float = Field(100.0, gt=0)
     jpeg_quality: int = Field(92, ge=50, le=100)
+    tile_negatives: int = Field(0, ge=0, le=16, description=(
+        "per training picture of the target stage's negative class, this many tiles (cut as the sort's tiling "
+        "cuts them, params.yaml's tiling.scales) stored as extra negatives: training then sees the crops a "
+        "sort scores, backgrounds and parts of other characters"))
 
 
 class StageParams(Section):
@@ -92,6 +96,10 @@ class StageParams(Section):
     finetune_learning_rate: float = Field(5e-4, gt=0)
     # Decision threshold P stored with the model (used for the target stage; the paper's default).
     threshold: float = Field(DEFAULT_THRESHOLD, gt=0.0, lt=1.0)
+    threshold_rule: Literal["fixed", "validation"] = Field("fixed", description=(
+        "target stage: fixed stores `threshold` as the model's decision threshold; validation stores the lowest "
+        "calibrated score at which the validation split's precision reaches `threshold` (so P is a precision, "
+        "not a score; `threshold` itself when no cut reaches it)"))
 
     @field_validator("classes")
     @classmethod

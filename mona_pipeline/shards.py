@@ -6,7 +6,10 @@
 Each picture is decoded and resized once, to `shards.image_size` (the model
 input plus a margin for random crops), re-encoded as JPEG and stored with the
 label of every stage. A stage's dataset is a filter over the same shards
-(label >= 0), never a copy.
+(label >= 0), never a copy. With `shards.tile_negatives`, each training picture
+of the target stage's negative class also gives that many of its tiles (cut as a
+sort's tiling cuts them), stored as target-stage negatives only: the crops a
+sort scores are then no longer something training never saw.
 """
 
 from __future__ import annotations
@@ -16,16 +19,19 @@ import json
 import logging
 import math
 import os
+import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
 import tensorflow as tf
 
-from mona_pipeline.config import STAGE_ORDER, DataParams, ShardParams, StagesParams
+from typing import Callable
+
+from mona_pipeline.config import STAGE_ORDER, DataParams, ShardParams, StagesParams, TilingParams
 from mona_pipeline.images import load_picture
 from mona_pipeline.ingest import read_manifest
-from mona_pipeline.preprocess import augment, encode_square, resize_for_model
+from mona_pipeline.preprocess import augment, encode_square, resize_for_model, tile_grid
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +40,32 @@ SPLITS = ("train", "validation")
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def encode_for_shard(raw_path: Path, image_size: int, max_pixels: int, quality: int) -> bytes:
-    """Decode a picture, squash it to image_size x image_size (as the paper resizes), JPEG-encode it."""
-    picture = load_picture(raw_path.read_bytes(), raw_path.name, max_pixels)
-    return encode_square(picture.image, image_size, "JPEG", quality=quality)
+def encode_for_shard(raw_path: Path, image_size: int, max_pixels: int, quality: int,
+                     tile: tuple[str, int, TilingParams] | None = None) -> bytes:
+    """Decode a picture, squash it to image_size x image_size (as the paper resizes), JPEG-encode it.
+
+    Args:
+        tile: (the picture's content hash, the tile's number, the tiling): encode one of its tiles instead,
+            drawn from `preprocess.tile_grid` by a random stream of the hash and number (the same every run).
+    """
+    image = load_picture(raw_path.read_bytes(), raw_path.name, max_pixels).image
+    if tile is not None:
+        content_hash, number, tiling = tile
+        boxes = tile_grid(image.width, image.height, tiling)
+        if boxes:  # a picture too small for every scale stays whole: a second look at a negative
+            x0, y0, x1, y1 = random.Random(f"{content_hash}:{number}").choice(boxes)
+            image = image.crop((round(x0 * image.width), round(y0 * image.height), round(x1 * image.width),
+                                round(y1 * image.height)))
+    return encode_square(image, image_size, "JPEG", quality=quality)
+
+
+def tile_rows(rows: list[dict], stages: StagesParams, count: int) -> list[dict]:
+    """`count` tile rows per row of the target stage's negative class: labelled for the target stage only."""
+    negative = len(stages.target.class_names) - 1  # the second class: "others"
+    return [{**row, "path": f"{row['path']}#tile{number}", "content_hash": f"{row['content_hash']}#tile{number}",
+             "tile_of": (row["path"], row["content_hash"], number), **{f"label_{name}": -1 for name in STAGE_ORDER},
+             "label_target": negative}
+            for row in rows if row["label_target"] == negative for number in range(count)]
 
 
 def _bytes_feature(value: bytes) -> tf.train.Feature:
@@ -65,18 +93,24 @@ def plan_shard_count(pictures: int, bytes_per_picture: float, target_mb: float, 
     return max(1, by_size, by_parallelism)
 
 
-def _encoded(rows: list[dict], raw_dir: Path, params: ShardParams, max_pixels: int) -> Iterator[tuple[dict, bytes]]:
-    """Encode pictures in parallel threads (Pillow releases the GIL while decoding), in order."""
+def _encoded(rows: list[dict], raw_dir: Path, params: ShardParams, max_pixels: int,
+             tiling: TilingParams) -> Iterator[tuple[dict, bytes]]:
+    """Encode pictures (and tiles) in parallel threads (Pillow releases the GIL while decoding), in order."""
     def encode(row: dict) -> bytes:
+        if "tile_of" in row:
+            path, content_hash, number = row["tile_of"]
+            return encode_for_shard(raw_dir / path, params.image_size, max_pixels, params.jpeg_quality,
+                                    (content_hash, number, tiling))
         return encode_for_shard(raw_dir / row["path"], params.image_size, max_pixels, params.jpeg_quality)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         yield from zip(rows, pool.map(encode, rows))
 
 
-def write_split(rows: list[dict], split: str, raw_dir: Path, params: ShardParams, max_pixels: int) -> list[dict]:
+def write_split(rows: list[dict], split: str, raw_dir: Path, params: ShardParams, max_pixels: int,
+                tiling: TilingParams = TilingParams()) -> list[dict]:
     """Write one split's shards, streaming; returns their index entries."""
-    stream = _encoded(rows, raw_dir, params, max_pixels)
+    stream = _encoded(rows, raw_dir, params, max_pixels, tiling)
     head = [next(stream) for _ in range(min(64, len(rows)))]
     mean_bytes = sum(len(image) for _, image in head) / max(1, len(head))
     count = plan_shard_count(len(rows), mean_bytes + 200, params.target_shard_mb)
@@ -102,8 +136,13 @@ def write_split(rows: list[dict], split: str, raw_dir: Path, params: ShardParams
     return entries
 
 
-def write_shards(data: DataParams, params: ShardParams, stages: StagesParams) -> dict:
-    """The DVC stage: write every split's shards and index.json. Returns the index."""
+def write_shards(data: DataParams, params: ShardParams, stages: StagesParams,
+                 tiling: TilingParams = TilingParams()) -> dict:
+    """The DVC stage: write every split's shards and index.json. Returns the index.
+
+    Args:
+        tiling: how a sort cuts tiles (its scales), for `params.tile_negatives`.
+    """
     manifest = read_manifest(data.manifest_dir).to_pylist()
     params.dir.mkdir(parents=True, exist_ok=True)
     for old in params.dir.glob("*.tfrecord"):
@@ -113,9 +152,13 @@ def write_shards(data: DataParams, params: ShardParams, stages: StagesParams) ->
              "classes": {name: stage.classes for name, stage in stages.items()}}
     for split in SPLITS:
         # Content-hash order is a fixed pseudo-random order: every shard gets a mix of classes.
-        rows = sorted((r for r in manifest if r["split"] == split), key=lambda r: r["content_hash"])
+        rows = [r for r in manifest if r["split"] == split]
+        if split == "train" and params.tile_negatives:
+            rows += tile_rows(rows, stages, params.tile_negatives)
+        rows.sort(key=lambda r: r["content_hash"])
         if rows:
-            index["shards"] += write_split(rows, split, data.raw_dir, params, data.max_image_pixels)
+            index["shards"] += write_split(rows, split, data.raw_dir, params, data.max_image_pixels, tiling)
+        index.setdefault("tiles", {})[split] = sum("tile_of" in r for r in rows)
         index["counts"][split] = {
             name: {cls: sum(1 for r in rows if r[f"label_{name}"] == k) for k, cls in enumerate(stage.class_names)}
             for name, stage in stages.items()

@@ -25,9 +25,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mona_pipeline.config import STAGE_ORDER, Params, digest
+from mona_pipeline.config import STAGE_ORDER, Params, StageParams, digest
 from mona_pipeline.errors import UserError
-from mona_pipeline.metrics import fit_temperature
+from mona_pipeline.metrics import fit_temperature, temper, threshold_for_precision
 from mona_pipeline.models import (BACKBONE, MODEL_FILE, ModelMetadata, MonaCNNConfig, build_model, keras_seeds,
                                   replace_head, save_trained)
 from mona_pipeline.shards import class_counts, make_dataset, read_index
@@ -336,15 +336,33 @@ def fit_phases(model: keras.Model, plan: StagePlan, data: StageData, params: Par
     return history
 
 
-def calibrate_temperature(model: keras.Model, validation: tf.data.Dataset) -> float:
-    """Fit the temperature that makes the positive class's (index 0) scores calibrated on validation."""
+def validation_scores(model: keras.Model, validation: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(truth: positive class?, the positive class's (index 0) probability) of every validation picture."""
     scores, truth = [], []
     for images, labels in validation:
         if labels.shape.rank == 2:  # one-hot (label smoothing)
             labels = tf.argmax(labels, axis=1)
         scores.append(model(images, training=False).numpy()[:, 0])
         truth.append(labels.numpy() == 0)
-    return round(fit_temperature(np.concatenate(truth), np.concatenate(scores)), 4)
+    return np.concatenate(truth), np.concatenate(scores)
+
+
+def calibrate_temperature(truth: np.ndarray, scores: np.ndarray) -> float:
+    """The temperature that makes the positive class's scores calibrated on validation."""
+    return round(fit_temperature(truth, scores), 4)
+
+
+def decision_threshold(stage: StageParams, truth: np.ndarray, calibrated: np.ndarray) -> float:
+    """The target model's stored threshold: `stage.threshold`, or under the `validation` rule the lowest
+    calibrated score at which the validation split's precision reaches it (see StageParams.threshold_rule)."""
+    if stage.threshold_rule == "fixed":
+        return stage.threshold
+    chosen = threshold_for_precision(truth, calibrated, stage.threshold)
+    if chosen is None:
+        logger.warning("no threshold reaches precision %.2f on the validation split; keeping %.2f",
+                       stage.threshold, stage.threshold)
+        return stage.threshold
+    return round(min(max(chosen["threshold"], 0.5), 0.9999), 4)
 
 
 def train_stage(name: str, params: Params, models_dir: Path = MODELS_DIR,
@@ -372,7 +390,8 @@ def train_stage(name: str, params: Params, models_dir: Path = MODELS_DIR,
     model = start_model(plan, params)
     live_dir = reports_dir / name
     history = fit_phases(model, plan, data, params, out_dir, live_dir)
-    temperature = calibrate_temperature(model, data.validation)
+    truth, scores = validation_scores(model, data.validation)
+    temperature = calibrate_temperature(truth, scores)
     seconds = time.perf_counter() - start
     plot_curves(history, out_dir / CURVES_FILE, f"{name}: {' vs '.join(stage.class_names)}")
     best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
@@ -380,7 +399,8 @@ def train_stage(name: str, params: Params, models_dir: Path = MODELS_DIR,
     metadata = ModelMetadata(
         stage=name, class_names=stage.class_names, positive_class=stage.class_names[0],
         target=params.target if is_target else None, architecture=params.model.architecture,
-        image_size=params.model.image_size, threshold=stage.threshold if is_target else 0.5, temperature=temperature,
+        image_size=params.model.image_size, temperature=temperature,
+        threshold=decision_threshold(stage, truth, temper(scores, temperature)) if is_target else 0.5,
         precision_policy=policy, parent=str(plan.parent) if plan.parent else None,
         params_digest=digest(params.model, params.train, stage), data_digest=data_digest(params.shards.dir),
         epochs=len(history["loss"]),
