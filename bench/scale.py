@@ -30,7 +30,7 @@ summary = sort_source(build_request(None, sys.argv[1], Path(sys.argv[2]),
                                     {"model": sys.argv[3], "action": "none", "batch_size": 128, "run": "scale"}))
 seconds = time.perf_counter() - start
 peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"pictures": summary["pictures"], "seconds": seconds, "peak_rss_mb": peak_kib / 1024}))
+print(json.dumps({"pictures": summary.pictures, "seconds": seconds, "peak_rss_mb": peak_kib / 1024}))
 """
 
 

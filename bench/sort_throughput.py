@@ -28,21 +28,16 @@ from bench.common import compare_interleaved, load_average, make_archive, peak_r
 
 def decode_only(paths: list[Path], image_size: int, batch_size: int) -> float:
     """Pictures/s of the sort's reading + decoding path without the model."""
-    import tensorflow as tf
-
     from mona_pipeline.config import MAX_IMAGE_PIXELS
-    from mona_pipeline.preprocess import decode_for_model, prepare
+    from mona_pipeline.inference import scoring_dataset
+    from mona_pipeline.preprocess import prepare
 
-    def items():
-        for path in paths:
-            data = path.read_bytes()
-            yield prepare(data, path.name, image_size, MAX_IMAGE_PIXELS)
+    def read():
+        for sequence, path in enumerate(paths):
+            yield sequence, prepare(path.read_bytes(), path.name, image_size, MAX_IMAGE_PIXELS), True
 
     start = time.perf_counter()
-    dataset = tf.data.Dataset.from_generator(items, output_signature=tf.TensorSpec([], tf.string))
-    dataset = dataset.map(lambda d: decode_for_model(d, image_size),
-                          num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
-    count = sum(int(batch.shape[0]) for batch in dataset)
+    count = sum(int(images.shape[0]) for _, images in scoring_dataset(read, image_size, batch_size))
     assert count == len(paths)
     return count / (time.perf_counter() - start)
 
@@ -68,7 +63,7 @@ class SortBench:
 
     def __init__(self, params, listing: Path, out: Path, model: Path, batch_size: int):
         from mona_pipeline.inference import Scorer
-        from mona_pipeline.models import load_trained
+        from mona_pipeline.trained import load_trained
 
         self.params, self.listing, self.out, self.model, self.batch_size = params, listing, out, model, batch_size
         self.scorer = Scorer(load_trained(model))
@@ -92,7 +87,7 @@ class SortBench:
             summary = run.finish(run.process(run.source.items()), 0.0)  # the same steps as `mona sort`
             seconds = time.perf_counter() - start
         self.last_summary[tiling] = summary
-        return summary["pictures"] / seconds
+        return summary.pictures / seconds
 
     def tiled(self, paths: list[Path], tiling: str) -> dict:
         """How many pictures this tiling mode sends on to their tiles, and how many tiles it scores: one
@@ -156,8 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
         "precision_policy": metadata.precision_policy,
         "params_file": str(args.params) if params is not None else None,
         "comparisons": comparisons,
-        "tiling_auto": {**tiled, "found_in_tiles_last_run": auto_summary["found_in_tiles"],
-                        "decisions_last_run": auto_summary["counts"]},
+        "tiling_auto": {**tiled, "found_in_tiles_last_run": auto_summary.found_in_tiles,
+                        "decisions_last_run": auto_summary.counts},
         "paper_loop_latency_s": {"min": min(latencies), "median": statistics.median(latencies),
                                  "max": max(latencies), "count": len(latencies)},
         "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -4,6 +4,7 @@
 """
 
 import base64
+import json
 import sys
 from pathlib import Path
 
@@ -12,25 +13,26 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.stage import stage_main, stage_run_name
-from mona_pipeline import evaluate
 from mona_pipeline.config import Params, load_params
+from mona_pipeline.evaluate.paths import REPORTS_DIR, TABLE_NAME
+from mona_pipeline.evaluate.run import Evaluation, run_evaluate
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_task(params: Params) -> dict:
-    return evaluate.run_evaluate(params)
+def evaluate_task(params: Params) -> Evaluation:
+    return run_evaluate(params)
 
 
 @flow(name="evaluate", flow_run_name=stage_run_name, log_prints=True)
 def evaluate_flow(params_file: Path = Path("params.yaml")) -> dict:
     """The paper's tables for the three-stage model and the baseline; published as an artifact."""
     params = load_params(params_file)
-    result = evaluate_task(params)
-    create_markdown_artifact(key="evaluation", markdown=result["markdown"] + figures_markdown(
-        evaluate.REPORTS_DIR, ("precision_recall.png", "precision-recall, both models"),
+    evaluation = evaluate_task(params)
+    create_markdown_artifact(key="evaluation", markdown=evaluation.markdown + figures_markdown(
+        REPORTS_DIR, ("precision_recall.png", "precision-recall, both models"),
         ("reliability.png", "reliability")))
-    print(result["markdown"])
-    return result["metrics"]
+    print(evaluation.markdown)
+    return json.loads((REPORTS_DIR / TABLE_NAME).read_text())  # the main numbers
 
 
 def figures_markdown(folder: Path, *figures: tuple[str, str]) -> str:

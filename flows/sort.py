@@ -17,18 +17,15 @@ chunk runs, inside the functions below.
 """
 
 import argparse
-import base64
-import contextlib
 import itertools
 import logging
 import re
 import sys
-import threading
 import time
 import uuid
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, get_args
+from typing import Iterator
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
@@ -39,24 +36,34 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.progress import LiveProgress, live_progress, tracked_progress
 from flows.stage import tag_this_run
-from mona_pipeline.config import Action, TilingMode, load_params
+from mona_pipeline.config import load_params
 from mona_pipeline.errors import UserError
-from mona_pipeline.sort.request import SortOverrides, SortRequest, build_request, overrides_from
-from mona_pipeline.sort.sources import SourceError, exit_process
+from mona_pipeline.sort.contact_sheet import summary_markdown
+from mona_pipeline.sort.reading import SourceError
+from mona_pipeline.sort.remote import exit_process
+from mona_pipeline.sort.request import SortOverrides, SortRequest, add_sort_options, build_request, overrides_from
+from mona_pipeline.sort.results import SortSummary
 from mona_pipeline.sort.tally import Tally
 
 IN_FLIGHT = 4  # chunks submitted and not yet collected
 SERVED_DEPLOYMENT = "nightly-inbox-served"  # `serve`'s name; prefect.yaml's work-pool deployment is "nightly-inbox"
-THUMBNAILS_PER_DECISION = 6  # pictures shown in the run's summary artifact
 REFUSED = "Refused"  # the state name of a run that a user error stopped before any work (a Failed state)
 
 
-@lru_cache(maxsize=2)
 def _scorer(model: Path):
-    """One loaded, compiled model per process (the flow's, or each Dask worker's), reused by its chunks."""
+    """One loaded, compiled model per process (the flow's, or each Dask worker's), reused by its chunks, and
+    loaded again when the folder's content changes (a long-lived worker after `dvc repro` retrained it)."""
+    from mona_pipeline.trained import model_fingerprint
+
+    return _loaded_scorer(Path(model).resolve(), model_fingerprint(model))
+
+
+@lru_cache(maxsize=2)
+def _loaded_scorer(model: Path, fingerprint: str):
     from mona_pipeline.inference import Scorer
-    from mona_pipeline.models import load_trained
+    from mona_pipeline.trained import load_trained
 
     return Scorer(load_trained(model))
 
@@ -77,54 +84,6 @@ def recover_run(request: SortRequest) -> int:
     """Finish or roll back what an interrupted run left half done, before new work starts."""
     with open_run(request, hold=False) as run:
         return run.recover()
-
-
-class LiveProgress:
-    """Pictures done so far, shown in the run's progress artifact at most once a second.
-
-    Chunks on the flow's own threads count each batch as it finishes; chunks on Dask
-    workers (other processes) cannot reach this object and are counted when they return.
-    """
-
-    def __init__(self, artifact_id: uuid.UUID, total: int):
-        self.artifact_id, self.total = artifact_id, max(1, total)
-        self.done, self.shown_at, self.counted_batches = 0, 0.0, False
-        self.lock = threading.Lock()
-
-    def batch_done(self, pictures: int) -> None:
-        self.counted_batches = True
-        self._advance(pictures)
-
-    def chunk_done(self, pictures: int) -> None:
-        if not self.counted_batches:  # a chunk that ran elsewhere
-            self._advance(pictures)
-
-    def _advance(self, pictures: int) -> None:
-        with self.lock:
-            self.done += pictures
-            if time.monotonic() - self.shown_at < 1.0 and self.done < self.total:
-                return
-            self.shown_at = time.monotonic()
-            update_progress_artifact(self.artifact_id, min(100.0, 100.0 * self.done / self.total))
-
-
-_LIVE_PROGRESS: dict[uuid.UUID, LiveProgress] = {}  # this process's running sorts, by progress artifact
-
-
-# The registry is reached only through these functions: Dask pickles the flow's and the tasks'
-# functions by value, and a function naming the registry would carry it and its locks along.
-@contextlib.contextmanager
-def tracked_progress(artifact_id: uuid.UUID, total: int) -> Iterator[LiveProgress]:
-    progress = _LIVE_PROGRESS[artifact_id] = LiveProgress(artifact_id, total)
-    try:
-        yield progress
-    finally:
-        _LIVE_PROGRESS.pop(artifact_id, None)
-
-
-def live_progress(progress_id: uuid.UUID | None) -> LiveProgress | None:
-    """The running sort's progress when it lives in this process (threads), else None (a Dask worker)."""
-    return _LIVE_PROGRESS.get(progress_id)
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, tags=["sort-chunk"])
@@ -216,7 +175,7 @@ def sort_run_name() -> str:
 
 @flow(name="sort", flow_run_name=sort_run_name, task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)
 def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides(),
-              params_file: Path = Path("params.yaml"), create_source: bool = False) -> dict:
+              params_file: Path = Path("params.yaml"), create_source: bool = False) -> SortSummary:
     """Sort a folder, archive, list or remote folder: keep / review / drop, journaled and undoable.
 
     Args:
@@ -259,15 +218,13 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides()
         with tracked_progress(progress_id, len(item_ids)) as progress:
             tallies = submit_chunks(request, item_ids, progress)
         update_progress_artifact(progress_id, 100.0)
-        run.sheet.merge([tally.samples for tally in tallies])
-        summary = run.finish(Tally.merged(tallies), time.perf_counter() - start)
-        publish(summary, run, key)
-    counts = summary["counts"]
+        summary = run.finish_chunks(tallies, time.perf_counter() - start)
+        publish(summary, run.sheet, key)
+    counts = summary.counts
     logger.info("sorted %d pictures: %d keep, %d review, %d drop, %d unreadable; %s s, %s pictures/s; "
-                "%d already done, %d file operations failed; report %s", summary["pictures"], counts["keep"],
-                counts["review"], counts["drop"], counts["unreadable"], summary["seconds"],
-                summary["pictures_per_second"], summary["resumed_skipped"], summary["action_failures"],
-                summary["report"])
+                "%d already done, %d file operations failed; report %s", summary.pictures, counts["keep"],
+                counts["review"], counts["drop"], counts["unreadable"], summary.seconds, summary.pictures_per_second,
+                summary.resumed_skipped, summary.action_failures, summary.report)
     return summary
 
 
@@ -306,44 +263,12 @@ class _QuietRefusal(logging.Filter):
 logging.getLogger("prefect.flow_runs").addFilter(_QuietRefusal())
 
 
-def publish(summary: dict, run, key: str) -> None:
+def publish(summary: SortSummary, sheet, key: str) -> None:
     """The run's counts table and its summary with sample thumbnails, under keys of this run (history kept)."""
-    counts = summary["counts"]
-    create_table_artifact(key=f"{key}-counts", table=[{"decision": k, "pictures": v} for k, v in counts.items()],
-                          description=f"sort of {summary['source']}")
-    # Paths as text to copy: the UI cannot open file:// links (a browser page may not open local files).
-    report, journal = Path(summary["report"]).resolve(), Path(summary["journal"]).resolve()
-    create_markdown_artifact(key=f"{key}-summary", description=f"sort of {summary['source']}", markdown=(
-        f"# Sort of `{summary['source']}`\n"
-        f"{summary['pictures']} pictures: **{counts['keep']} keep**, {counts['review']} review, "
-        f"{counts['drop']} drop, {counts['unreadable']} unreadable; action `{summary['action']}`, "
-        f"confidence {summary['confidence']}.\n\n"
-        f"- kept: `{Path(summary['kept_dir']).resolve()}`\n"
-        f"- contact sheet: `{report}`\n"
-        f"- journal: `{journal}` (`mona undo {journal.parent}` puts everything back)\n"
-        f"- {summary['pictures_per_second']} pictures/s; {summary['resumed_skipped']} already done; "
-        f"{summary['action_failures']} file operations failed (pictures left in place)\n"
-        f"- tiling `{summary['tiling']['mode']}`: {summary['found_in_tiles']} kept or review pictures found in a tile "
-        f"(outlined below)\n"
-        + thumbnails_markdown(run)))
-
-
-def thumbnails_markdown(run) -> str:
-    """A few sampled pictures per decision as inline images, highest score first; drops are the near misses."""
-    sections = []
-    for decision, heading in (("keep", "Kept"), ("review", "For review"), ("drop", "Closest drops")):
-        samples = sorted(run.sheet.samples.get(decision, []), key=lambda s: -s.score)[:THUMBNAILS_PER_DECISION]
-        shown = [(sample, run.sheet.thumbs_dir / sample.thumbnail) for sample in samples]
-        shown = [(sample, path) for sample, path in shown if path.is_file()]
-        if not shown:
-            continue
-        # One table row of pictures under a row of names and scores: side by side, captioned.
-        captions = " | ".join(f"`{sample.name.replace('|', '¦')}` {sample.score:.3f}"
-                              + (f" (tile {sample.box})" if sample.box else "") for sample, _ in shown)
-        images = " | ".join(f"![{sample.name}](data:image/jpeg;base64,{base64.b64encode(path.read_bytes()).decode()})"
-                            for sample, path in shown)
-        sections.append(f"\n## {heading}\n| {captions} |\n|{' --- |' * len(shown)}\n| {images} |\n")
-    return "".join(sections)
+    create_table_artifact(key=f"{key}-counts", description=f"sort of {summary.source}",
+                          table=[{"decision": k, "pictures": v} for k, v in summary.counts.items()])
+    create_markdown_artifact(key=f"{key}-summary", description=f"sort of {summary.source}",
+                             markdown=summary_markdown(summary, sheet))
 
 
 def dask_runner(address: str):
@@ -364,18 +289,6 @@ def serve(inbox: Path, out: Path, cron: str, name: str, overrides: SortOverrides
         "overrides": overrides.model_dump(mode="json", exclude_none=True), "params_file": str(params_file.resolve())})
 
 
-def add_override_options(parser: argparse.ArgumentParser, action_default: str | None = None) -> None:
-    """The request's settings as options; each defaults to None = params.yaml's value."""
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--action", default=action_default, choices=get_args(Action))
-    parser.add_argument("--confidence", type=float, default=None)
-    parser.add_argument("--review-from", type=float, default=None)
-    parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--chunk-size", type=int, default=None)
-    parser.add_argument("--tiling", default=None, choices=get_args(TilingMode))
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
@@ -384,17 +297,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--out", type=Path, default=Path("sorted"))
         parser.add_argument("--cron", default="0 2 * * *")
         parser.add_argument("--name", default=SERVED_DEPLOYMENT, help="deployment name")
-        parser.add_argument("--run", default="nightly-inbox", help="run name: every night resumes one journal")
-        add_override_options(parser, action_default="move")
+        parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+        # every night resumes one journal, and the nightly sort moves
+        add_sort_options(parser, defaults={"run": "nightly-inbox", "action": "move"})
         args = parser.parse_args(argv[1:])
         serve(args.inbox, args.out, args.cron, args.name, overrides_from(args), args.params)
         return 0
     parser = argparse.ArgumentParser(prog="python -m flows.sort", description="Run one sort as a Prefect flow.")
     parser.add_argument("source")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--run", default=None)
     parser.add_argument("--dask", default=None, help="Dask scheduler address, or 'local' for a LocalCluster")
-    add_override_options(parser)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    add_sort_options(parser)
     args = parser.parse_args(argv)
     overrides = overrides_from(args)
     runner = sort_flow.with_options(task_runner=dask_runner(args.dask)) if args.dask else sort_flow
@@ -403,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {state.message}", file=sys.stderr)
         return exit_process(2)
     summary = state.result()  # a crash raises here, with its traceback
-    print(f"{summary['counts']}; report: {summary['report']}")
-    return exit_process(0 if summary["complete"] else 1)  # an S3 source's file system would abort the process at exit
+    print(f"{summary.counts}; report: {summary.report}")
+    return exit_process(0 if summary.complete else 1)  # an S3 source's file system would abort the process at exit
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.stage import stage_main, stage_run_name
 from mona_pipeline import train
 from mona_pipeline.config import Params, load_params
-from mona_pipeline.models import ModelMetadata
+from mona_pipeline.trained import ModelMetadata
 
 
 @task(cache_policy=NO_CACHE)

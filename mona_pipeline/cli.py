@@ -20,10 +20,11 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import get_args
 
-from mona_pipeline.config import Action, TilingMode, digest, load_params
+from mona_pipeline.config import digest, load_params
 from mona_pipeline.errors import UserError
+from mona_pipeline.sort.request import add_sort_options
+from mona_pipeline.sort.stop import Interrupted, SortStopped
 
 # Before TensorFlow loads (the commands import it lazily): its C++ start-up lines on a machine without a
 # GPU ("Unable to register cuFFT factory", "Could not find cuda drivers") read like failures and are not.
@@ -88,10 +89,10 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_evaluate(args: argparse.Namespace) -> int:
-    from mona_pipeline import evaluate
+    from mona_pipeline.evaluate.run import run_evaluate
 
-    result = evaluate.run_evaluate(load_params(params_path(args)), test_dir=args.labels)
-    print(result["markdown"])
+    evaluation = run_evaluate(load_params(params_path(args)), test_dir=args.labels)
+    print(evaluation.markdown)
     return 0
 
 
@@ -111,32 +112,23 @@ def command_sort(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mona_pipeline.sort import build_request, overrides_from, sort_source
+    from mona_pipeline.sort.contact_sheet import not_done_lines
     from mona_pipeline.sort.stop import stop_on_signals
 
     request = build_request(project_params(args), args.source, args.out, overrides_from(args))
     with tqdm(unit="pic", desc="sorting", dynamic_ncols=True, disable=args.quiet) as bar, stop_on_signals() as stop:
         summary = sort_source(request, bar.update, stop)
-    counts = summary["counts"]
-    print(f"{summary['pictures']} pictures: {counts['keep']} keep, {counts['review']} review, {counts['drop']} drop, "
-          f"{counts['unreadable']} unreadable ({summary['pictures_per_second']} pictures/s this session)")
-    if summary["action_failures"]:
-        print(f"{summary['action_failures']} file operations failed; those pictures were left in place "
-              f"(see the journal)")
-    if summary["copied_not_moved"]:
-        print(f"{summary['copied_not_moved']} pictures are on a read-only source: copied, not moved (the source "
-              f"was left as it was)")
-    if summary["already_there"] and request.action in ("move", "copy", "link", "delete"):
-        print(f"{summary['already_there']} pictures were already in {request.out} (identical copies): nothing done "
-              f"for them{', they are left in the source' if request.action == 'move' else ''}")
-    if summary["skipped"]:
-        reasons = ", ".join(f"{count} {reason}" for reason, count in summary["skipped"].items())
-        print(f"skipped {sum(summary['skipped'].values())} files or folders: {reasons}")
-    for note in summary["notes"]:
-        print(note)
-    print(f"kept: {summary['kept_dir']}\nreport: {summary['report']}\njournal: {summary['journal']}")
-    for problem in summary["problems"]:
+    counts = summary.counts
+    print(f"{summary.pictures} pictures: {counts['keep']} keep, {counts['review']} review, {counts['drop']} drop, "
+          f"{counts['unreadable']} unreadable ({summary.pictures_per_second} pictures/s this session)")
+    if summary.action_failures:
+        print(f"{summary.action_failures} file operations failed; those pictures were left in place (see the journal)")
+    for line in not_done_lines(summary):
+        print(line)
+    print(f"kept: {summary.kept_dir}\nreport: {summary.report}\njournal: {summary.journal}")
+    for problem in summary.problems:
         print(f"not finished: {problem}", file=sys.stderr)
-    return 0 if summary["complete"] else 1
+    return 0 if summary.complete else 1
 
 
 def command_undo(args: argparse.Namespace) -> int:
@@ -145,15 +137,15 @@ def command_undo(args: argparse.Namespace) -> int:
 
     with stop_on_signals() as stop:
         result = undo_run(args.run_dir, stop)
-    print(f"restored {result['restored']} pictures, removed {result['removed_copies']} copies/links")
-    for source, problem in result["problems"]:
+    print(f"restored {result.restored} pictures, removed {result.removed_copies} copies/links")
+    for source, problem in result.problems:
         print(f"could not undo {source}: {problem}", file=sys.stderr)
-    if result["purged"]:
-        print(f"{result['purged']} trashed pictures were purged for good and cannot be restored", file=sys.stderr)
-    if result["problems"]:
+    if result.purged:
+        print(f"{result.purged} trashed pictures were purged for good and cannot be restored", file=sys.stderr)
+    if result.problems:
         print("run the same undo again once the problems above are solved: it retries what is left",
               file=sys.stderr)
-    return 1 if result["problems"] else 0
+    return 1 if result.problems else 0
 
 
 def command_purge(args: argparse.Namespace) -> int:
@@ -163,12 +155,12 @@ def command_purge(args: argparse.Namespace) -> int:
         print("purge deletes the run's trash for good; add --yes to confirm", file=sys.stderr)
         return 2
     result = purge_run(args.run_dir)
-    print(f"deleted {result['purged']} trashed pictures for good")
-    if result["gone"]:
-        print(f"{result['gone']} were no longer in the trash (taken out by hand?): not deleted, not counted")
-    for path, problem in result["problems"]:
+    print(f"deleted {result.purged} trashed pictures for good")
+    if result.gone:
+        print(f"{result.gone} were no longer in the trash (taken out by hand?): not deleted, not counted")
+    for path, problem in result.problems:
         print(f"could not delete {path}: {problem}", file=sys.stderr)
-    return 1 if result["problems"] else 0
+    return 1 if result.problems else 0
 
 
 def command_summary(args: argparse.Namespace) -> int:
@@ -209,16 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     sort.add_argument("source", help="folder, .zip/.tar[.gz|.bz2|.xz] archive, .txt list of paths, or URL")
     sort.add_argument("--out", required=True, help="output folder (keep/, review/, runs/)")
     # Every option defaults to None = params.yaml's `sort` section (or the built-in default outside a project).
-    sort.add_argument("--action", choices=get_args(Action), default=None,
-                      help="what to do with kept/review pictures (delete: drop goes to the run's trash); default copy")
-    sort.add_argument("--confidence", type=float, default=None, help="P: keep when score >= P (default: model's)")
-    sort.add_argument("--review-from", type=float, default=None, help="R: review when R <= score < P")
-    sort.add_argument("--model", type=Path, default=None, help="trained model folder (default models/target)")
-    sort.add_argument("--batch-size", type=int, default=None, help="pictures scored per batch")
-    sort.add_argument("--tiling", choices=get_args(TilingMode), default=None,
-                      help="also score tiles of each picture (small figures): off | auto | always "
-                           "(default: params.yaml's tiling.mode)")
-    sort.add_argument("--run", default=None, help="run name (the same name resumes that run)")
+    add_sort_options(sort)
     sort.add_argument("--quiet", action="store_true", help="no progress bar")
     sort.set_defaults(handler=command_sort)
     undo = commands.add_parser("undo", help="undo a sort run")
@@ -239,19 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupted() -> type | tuple:
-    """Interrupted, when a sort or an undo ran in this process (stop.py is imported by them)."""
-    stop = sys.modules.get("mona_pipeline.sort.stop")
-    return stop.Interrupted if stop else ()
-
-
-def _sort_stopped() -> type | tuple:
-    """SortStopped, when a sort ran in this process (evaluated only once an exception is raised, so the
-    command line does not load TensorFlow just to name the exception)."""
-    run = sys.modules.get("mona_pipeline.sort.run")
-    return run.SortStopped if run else ()
-
-
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 is printed with escapes, not a crash
         if hasattr(stream, "reconfigure"):
@@ -264,16 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:  # ParamsError, SourceError, NotARun, SettingsError, ModelNotFound, RunBusy, ...
         print(f"error: {error}", file=sys.stderr)
         code = 2
-    except _interrupted() as error:  # Ctrl-C or SIGTERM, honoured at a file-operation boundary
+    except Interrupted as error:  # Ctrl-C or SIGTERM, honoured at a file-operation boundary
         print(str(error), file=sys.stderr)
         code = error.exit_code
-    except (FileNotFoundError, ValueError) as error:  # includes SourceError, NotARun, ValidationError
-        print(f"error: {error}", file=sys.stderr)
-        code = 2
-    except _sort_stopped() as error:  # a full or read-only disk half way: resumable, and said so
+    except SortStopped as error:  # a full or read-only disk half way: resumable, and said so
         print(f"error: {error}", file=sys.stderr)
         code = 1
-    except OSError as error:  # OUT cannot be created or written (permissions, read-only, full), before any work
+    except OSError as error:  # the machine refused: OUT cannot be created or written (permissions, a full disk)
         where = f"{error.filename}: " if error.filename else ""
         print(f"error: {where}{error.strerror or error}", file=sys.stderr)
         code = 2
@@ -283,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         code = 130
-    from mona_pipeline.sort.sources import exit_process
+    from mona_pipeline.sort.remote import exit_process
 
     return exit_process(code)  # an S3 source's file system would abort the process at exit
 

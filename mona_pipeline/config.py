@@ -46,18 +46,19 @@ class DataParams(Section):
     manifest_dir: Path = Path("data/manifest")
     validation_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     max_image_pixels: int = Field(MAX_IMAGE_PIXELS, gt=0, description="larger pictures are refused as decompression bombs")
-    # Hamming distance between 64-bit perceptual hashes that counts as "near duplicate".
-    near_duplicate_distance: int = Field(4, ge=0, le=16)
+    # Hamming distance between 64-bit perceptual hashes that counts as "near duplicate" (ingest groups them
+    # by exact matches of 8 hash bands, which finds every pair up to 7 bits apart).
+    near_duplicate_distance: int = Field(4, ge=0, le=7)
 
 
 class DemoParams(Section):
     seed: int = 7
     pictures_per_character: int = Field(36, ge=2)
     target_pictures: int = Field(90, ge=2)
-    extras_per_gender: int = Field(0, ge=0, description="randomly composed extras per gender (stage 1's broad cast)")
-    test_pictures: int = Field(240, ge=10)
+    extras_per_gender: int = Field(120, ge=0, description="randomly composed extras per gender (stage 1's broad cast)")
+    test_pictures: int = Field(840, ge=10)
     test_target_fraction: float = Field(0.15, gt=0.0, lt=1.0)
-    held_out_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of the test archive showing what "
+    held_out_fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of the test archive showing what "
                                      "training never does (new poses, outfits, styles, small, crowds, cut, hidden)")
     held_out_target_fraction: float = Field(0.4, gt=0.0, lt=1.0)
     min_side: int = Field(240, ge=32)
@@ -90,16 +91,10 @@ class StageParams(Section):
     """
 
     classes: dict[str, list[str]]
-    head_epochs: int = Field(4, ge=0)
-    finetune_epochs: int = Field(8, ge=0)
-    learning_rate: float = Field(2e-3, gt=0)
-    finetune_learning_rate: float = Field(5e-4, gt=0)
-    # Decision threshold P stored with the model (used for the target stage; the paper's default).
-    threshold: float = Field(DEFAULT_THRESHOLD, gt=0.0, lt=1.0)
-    threshold_rule: Literal["fixed", "validation"] = Field("fixed", description=(
-        "target stage: fixed stores `threshold` as the model's decision threshold; validation stores the lowest "
-        "calibrated score at which the validation split's precision reaches `threshold` (so P is a precision, "
-        "not a score; `threshold` itself when no cut reaches it)"))
+    head_epochs: int = Field(ge=0, description="epochs of the new head alone, the backbone frozen")
+    finetune_epochs: int = Field(ge=0, description="epochs of the whole network after that")
+    learning_rate: float = Field(gt=0, description="the head phase's rate (a first stage: its only rate)")
+    finetune_learning_rate: float = Field(gt=0)
 
     @field_validator("classes")
     @classmethod
@@ -132,16 +127,53 @@ class StageParams(Section):
         return -1
 
 
+# Each stage's shipped settings, written once: a stage in params.yaml that leaves a key out gets it from here.
+# The classes are the demo cast's tags (a retargeted project names its own).
+STAGE_DEFAULTS: dict[str, dict] = {
+    "gender": {"classes": {"female": ["mona", "stella", "wanda", "nova", "luna", "rosa", "yuki", "kiri", "extra_female"],
+                           "male": ["kaito", "ren", "gil", "taro", "extra_male"]},
+               "head_epochs": 0, "finetune_epochs": 5, "learning_rate": 0.002, "finetune_learning_rate": 0.002},
+    "lookalike": {"classes": {"lookalike": ["mona", "stella", "wanda", "nova", "luna", "ren", "gil"],
+                              "different": ["rosa", "yuki", "kiri", "kaito", "taro"]},
+                  "head_epochs": 3, "finetune_epochs": 15, "learning_rate": 0.002, "finetune_learning_rate": 0.001},
+    "target": {"classes": {"mona": ["mona"],
+                           "others": ["stella", "wanda", "nova", "luna", "ren", "gil", "rosa", "yuki", "kiri", "kaito",
+                                      "taro"]},
+               "head_epochs": 3, "finetune_epochs": 37, "learning_rate": 0.002, "finetune_learning_rate": 0.002},
+}
+
+
+class TargetStageParams(StageParams):
+    """The target stage: a stage, and the decision its model makes (stages 1 and 2 only train: they decide at 0.5)."""
+
+    # The paper's P, stored with the model.
+    threshold: float = Field(DEFAULT_THRESHOLD, gt=0.0, lt=1.0)
+    threshold_rule: Literal["fixed", "validation"] = Field("fixed", description=(
+        "fixed stores `threshold` as the model's decision threshold; validation stores the lowest calibrated "
+        "score at which the validation split's precision reaches `threshold` (P is then a precision, not a "
+        "score; `threshold` itself when no cut reaches it)"))
+
+
 class StagesParams(Section):
-    gender: StageParams
-    lookalike: StageParams
-    target: StageParams
+    gender: StageParams = StageParams(**STAGE_DEFAULTS["gender"])
+    lookalike: StageParams = StageParams(**STAGE_DEFAULTS["lookalike"])
+    target: TargetStageParams = TargetStageParams(**STAGE_DEFAULTS["target"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stage_defaults(cls, data):
+        """A stage given in part keeps the shipped value of every key it leaves out (its classes included)."""
+        if isinstance(data, dict):
+            data = {name: STAGE_DEFAULTS[name] | value if name in STAGE_DEFAULTS and isinstance(value, dict)
+                    else value for name, value in data.items()}
+        return data
 
     def items(self) -> list[tuple[str, StageParams]]:
         return [(name, getattr(self, name)) for name in STAGE_ORDER]
 
 
 PRETRAINED_ARCHITECTURES = ("mobilenetv3small", "efficientnetv2b0")  # keras.applications ship ImageNet weights
+WIDTH_ARCHITECTURES = ("compactcnn", "mobilenetv3small")  # the networks model.width scales (filters, alpha)
 
 
 class ModelParams(Section):
@@ -150,7 +182,14 @@ class ModelParams(Section):
     # "imagenet" downloads weights (once, into ~/.keras/models): recommended where the internet is reachable.
     weights: Literal["none", "imagenet"] = "none"
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
-    width: float = Field(1.0, gt=0.0)
+    width: float = Field(1.0, gt=0.0, description="filters x width (compactcnn), alpha (mobilenetv3small)")
+
+    @model_validator(mode="after")
+    def _width_applies(self) -> "ModelParams":
+        if self.width != 1.0 and self.architecture not in WIDTH_ARCHITECTURES:
+            raise ValueError(f"width scales only {', '.join(WIDTH_ARCHITECTURES)}; {self.architecture!r} has a "
+                             f"fixed width: leave width at 1.0")
+        return self
 
     @model_validator(mode="after")
     def _weights_exist(self) -> "ModelParams":
@@ -163,11 +202,11 @@ class ModelParams(Section):
 class TrainParams(Section):
     seed: int = 42
     batch_size: int = Field(32, ge=1)
-    patience: int = Field(4, ge=1)
+    patience: int = Field(8, ge=1)
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
     shuffle_buffer: int = Field(2048, ge=1)
-    augmentation: Literal["basic", "strong"] = Field("basic", description=(
+    augmentation: Literal["basic", "strong"] = Field("strong", description=(
         "basic: crop, flip, brightness, contrast; strong adds zoom in and out, random erasing, "
         "a colour cast of the light, blur and JPEG noise"))
     lookalike_weight: float = Field(1.0, gt=0.0, description=(
@@ -187,8 +226,9 @@ TilingMode = Literal["off", "auto", "always"]
 
 
 class TilingParams(Section):
-    """Multi-scale scoring: the whole picture, then overlapping square tiles (aspect kept) at finer scales;
-    a picture's score is the highest of them, and the tile that scored it is where the character was found."""
+    """Multi-scale scoring: the whole picture, then overlapping square tiles (aspect kept) at finer scales.
+    A tile decides only when its softened score reaches the decision threshold (`tile_decides`): then it is
+    the picture's score and where the character was found; below that the whole picture's score stands."""
 
     mode: TilingMode = Field("auto", description=(
         "off: the whole picture only; always: every picture's tiles too; auto: tiles only for pictures whose "
@@ -211,6 +251,12 @@ class TilingParams(Section):
             raise ValueError(f"each scale is a tile side as a fraction of the short side, in [0.1, 1): {scales}")
         return sorted(set(scales), reverse=True)
 
+    def tile_decides(self, whole: float, tile: float | None, decisive: float) -> bool:
+        """Whether a picture's best tile decides it: the tile was looked at (`needs_tiles`), its softened
+        score reaches the decision threshold and beats the whole picture's. The one rule for every path
+        (the sort's stream, the evaluation's derived modes)."""
+        return tile is not None and self.needs_tiles(whole, decisive) and tile >= decisive and tile > whole
+
     def needs_tiles(self, whole_score: float, decisive: float) -> bool:
         """Whether a picture scored `whole_score` as a whole goes on to its tiles (`decisive`: the decision
         threshold; a score at or above it is a keep whatever the tiles say)."""
@@ -223,7 +269,8 @@ class SortParams(Section):
     """A sort's settings: params.yaml's `sort` section, and the fields a sort run form shows."""
 
     confidence: float | None = Field(
-        None, ge=0.0, le=1.0, description="P: keep a picture when its score is at least P; empty = the model's threshold")
+        None, ge=0.0, le=1.0, description="P: keep a picture when its score is at least P; empty = the model's "
+                                         "threshold (stored with it when it was trained)")
     review_from: float | None = Field(
         None, ge=0.0, le=1.0, description="R: pictures scoring in [R, P) go to review/; empty = no review band")
     action: Action = Field("copy", description=(
@@ -243,11 +290,11 @@ class SortParams(Section):
 
 
 class Params(Section):
-    target: str = Field(min_length=1, description="the character to find; a class of stages.target")
+    target: str = Field("mona", min_length=1, description="the character to find; a class of stages.target")
     data: DataParams = DataParams()
     demo: DemoParams = DemoParams()
     shards: ShardParams = ShardParams()
-    stages: StagesParams
+    stages: StagesParams = StagesParams()
     model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()

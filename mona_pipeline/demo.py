@@ -102,7 +102,6 @@ HELD_OUT_POSES, HELD_OUT_EXPRESSIONS = ("hips", "both_up"), ("open", "closed")
 HELD_OUT_STYLES = ("outlined", "shaded", "warm_light", "cool_light")
 # The test archive's parts: what training saw, and one thing it never saw per held-out part.
 HELD_OUT_PARTS = ("pose", "outfit", "style", "small", "crowd", "cut", "hidden")
-TEST_PARTS = ("in_distribution", *HELD_OUT_PARTS)
 
 
 def training_look(rng: random.Random) -> Look:

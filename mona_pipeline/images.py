@@ -60,6 +60,15 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Normalise any Pillow mode to 8-bit RGB; transparency is composited on white."""
     mode = image.mode

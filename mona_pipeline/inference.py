@@ -36,9 +36,9 @@ import tensorflow as tf
 from mona_pipeline.config import MAX_IMAGE_PIXELS, TilingParams
 from mona_pipeline.images import BadPicture
 from mona_pipeline.metrics import temper
-from mona_pipeline.models import TrainedModel
 from mona_pipeline.preprocess import decode_for_model, picture_size, pillow_fallback, prepare, tile_grid, \
     tiles_for_model
+from mona_pipeline.trained import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +192,27 @@ class _Tiler:
                 tiles=count, box=tuple(round(float(v), 4) for v in box) if decides else None, data_for_tiles=None)
 
 
+def scoring_dataset(read: Callable[[], Iterator[tuple[int, bytes, bool]]], image_size: int,
+                    batch_size: int) -> tf.data.Dataset:
+    """The sort's and the evaluation's input pipeline, built in one place (bench/ measures this same one).
+
+    Args:
+        read: yields (sequence number, `preprocess.prepare`d bytes, usable); an unusable item is a placeholder
+            that travels in its turn as a blank picture.
+    Returns:
+        batches of (sequence numbers (B,), model inputs (B, S, S, 3) float32); a picture TF fails to decode is
+        dropped (its sequence number is missing: the caller retries it another way).
+    """
+    blank = tf.zeros([image_size, image_size, 3])
+    dataset = tf.data.Dataset.from_generator(read, output_signature=(
+        tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.bool)))
+    dataset = dataset.map(lambda sequence, data, usable: (sequence, tf.cond(
+        usable, lambda: decode_for_model(data, image_size), lambda: blank)), num_parallel_calls=AUTOTUNE,
+        deterministic=True)
+    dataset = dataset.ignore_errors()  # a failed decode drops the element; the caller notices the gap
+    return dataset.batch(batch_size).prefetch(2)
+
+
 def _score_whole(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]], batch_size: int,
                  max_pixels: int, with_images: bool) -> Iterator[Scored]:
     """The whole pictures, squashed to the model input (see `score_stream`). Each result carries its prepared
@@ -215,15 +236,7 @@ def _score_whole(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]],
             in_flight.append((sequence, key, data, prepared, None))
             yield sequence, prepared, True
 
-    blank = tf.zeros([image_size, image_size, 3])
-    dataset = tf.data.Dataset.from_generator(read, output_signature=(
-        tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.bool)))
-    dataset = dataset.map(lambda sequence, data, usable: (sequence, tf.cond(
-        usable, lambda: decode_for_model(data, image_size), lambda: blank)), num_parallel_calls=AUTOTUNE,
-        deterministic=True)
-    dataset = dataset.ignore_errors()  # a failed decode drops the element; we notice the gap below
-    dataset = dataset.batch(batch_size).prefetch(2)
-    for sequences, images in dataset:
+    for sequences, images in scoring_dataset(read, image_size, batch_size):
         scores = scorer(images).numpy()
         seen = images.numpy() if with_images else [None] * len(scores)  # rows are views: no copy each
         for sequence, score, image in zip(sequences.numpy().tolist(), scores.tolist(), seen):

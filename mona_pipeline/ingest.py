@@ -26,9 +26,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mona_pipeline.config import STAGE_ORDER, DataParams, StagesParams
+from mona_pipeline.errors import UserError
 from mona_pipeline.images import BadPicture, content_hash, load_picture
 
 logger = logging.getLogger(__name__)
+
+
+class DataError(UserError, FileNotFoundError):
+    """data/raw is missing or holds no usable picture; the message says what to do."""
 
 MANIFEST_NAME, REJECTS_NAME, SUMMARY_NAME = "manifest.parquet", "rejects.parquet", "summary.json"
 REJECT_SCHEMA = pa.schema([("path", pa.string()), ("tag", pa.string()), ("reason", pa.string())])
@@ -143,7 +148,7 @@ def assign_splits(rows: list[dict], groups: list[int], validation_fraction: floa
 def build_manifest(data: DataParams, stages: StagesParams, workers: int | None = None) -> tuple[list[dict], list[dict]]:
     """Inspect every file under data.raw_dir. Returns (accepted rows, rejected rows)."""
     if not data.raw_dir.is_dir():
-        raise FileNotFoundError(f"raw data folder not found: {data.raw_dir} (run `mona demo-data` or add pictures)")
+        raise DataError(f"raw data folder not found: {data.raw_dir} (run `mona demo-data` or add pictures)")
     files = list(list_files(data.raw_dir))
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         results = list(pool.map(lambda p: inspect_file(p, data.raw_dir, data.max_image_pixels), files))
@@ -196,7 +201,7 @@ def run_ingest(data: DataParams, stages: StagesParams) -> dict:
     """The DVC stage: build and write the manifest, rejects and summary. Returns the summary."""
     accepted, rejected = build_manifest(data, stages)
     if not accepted:
-        raise ValueError(f"no usable pictures under {data.raw_dir} ({len(rejected)} rejected)")
+        raise DataError(f"no usable pictures under {data.raw_dir} ({len(rejected)} rejected)")
     write_manifest(accepted, rejected, data.manifest_dir)
     summary = summarize(accepted, rejected, stages)
     (data.manifest_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, sort_keys=True))

@@ -6,34 +6,24 @@ is the float32 softmax layer. Transfer between stages keeps the backbone and
 replaces the head (`replace_head`).
 
     model = build_model(ModelParams(architecture="monacnn", image_size=512), num_classes=2)
-    trained = load_trained(Path("models/target"))   # a saved stage: keras model + typed metadata
-    trained.positive_index, trained.metadata.threshold
 
-Only keras and pydantic are imported here, so a sort loads a model without the training stack.
+A trained stage on disk (its metadata, saving and loading) is trained.py's.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import re
-import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import keras
 from keras import layers
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mona_pipeline.config import ModelParams
 from mona_pipeline.errors import UserError
 
 BACKBONE, HEAD = "backbone", "head"
-SHARED_OBJECT_ID = re.compile(r'("shared_object_id": )(\d+)')
-MODEL_FILE, METADATA_FILE = "model.keras", "metadata.json"
 
 
 @dataclass(frozen=True)
@@ -56,7 +46,7 @@ class MonaCNNConfig:
 def build_monacnn_backbone(config: MonaCNNConfig) -> keras.Model:
     """(B, S, S, 3) in [0, 255] -> (B, dense_units[-1]); at 512 the conv stack ends at (B, 2, 2, 2048)."""
     if config.feature_size() < 1:
-        raise ValueError(f"monacnn with {len(config.filters)} blocks needs a larger input than "
+        raise ModelSizeError(f"monacnn with {len(config.filters)} blocks needs a larger input than "
                          f"{config.image_size}x{config.image_size} (the feature map would vanish)")
     inputs = keras.Input((config.image_size, config.image_size, 3))
     x = layers.Rescaling(1.0 / 255.0)(inputs)  # the paper scales [0, 255] to [0, 1]
@@ -93,12 +83,8 @@ def build_compact_backbone(image_size: int, width: float) -> keras.Model:
     return keras.Model(inputs, x, name=BACKBONE)
 
 
-class ModelNotFound(UserError, FileNotFoundError):
-    """The folder holds no trained model (model.keras and metadata.json)."""
-
-
-class BadModel(UserError, ValueError):
-    """The folder's metadata.json is not a trained model's metadata."""
+class ModelSizeError(UserError, ValueError):
+    """The network cannot be built at this input size."""
 
 
 class WeightsUnavailable(UserError, RuntimeError):
@@ -152,6 +138,8 @@ def keras_seeds(seed: int) -> Iterator[None]:
     (measured: one thread calling random.random() during build_model gave other weights every time). Inside
     this block Keras draws from a private generator seeded with `seed` instead.
     """
+    # keras.src: Keras has no public way to seed the default seeds it gives unseeded layers; this module
+    # attribute is where `make_default_seed` draws from (checked against keras 3.15).
     from keras.src.random import seed_generator
 
     shared = seed_generator.python_random
@@ -199,118 +187,3 @@ def build_model(params: ModelParams, num_classes: int = 2, backbone: keras.Model
 def replace_head(model: keras.Model, params: ModelParams, num_classes: int = 2, name: str = "model") -> keras.Model:
     """A new model with `model`'s backbone (weights kept, shared) and a freshly initialised head."""
     return build_model(params, num_classes, backbone=model.get_layer(BACKBONE), name=name)
-
-
-# ---------------------------------------------------------------- a trained model on disk
-
-
-class ModelMetadata(BaseModel):
-    """What travels with a saved model (models/<stage>/metadata.json): enough to use it without params.yaml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    stage: str = Field(description="gender | lookalike | target | baseline")
-    class_names: list[str] = Field(min_length=2, max_length=2)
-    positive_class: str = Field(description="the class whose probability is the score")
-    target: str | None = Field(None, description="the character, for target-stage models")
-    architecture: str | None = None
-    image_size: int = Field(gt=0, description="side of the square model input")
-    threshold: float = Field(gt=0.0, lt=1.0, description="the default P for decisions")
-    temperature: float = Field(1.0, gt=0.0, description=(
-        "scores are sigmoid(logit(p) / temperature): fitted on the validation split after training so that "
-        "a score of 0.95 means about 95% of such pictures show the class"))
-    precision_policy: str = "float32"
-    parent: str | None = Field(None, description="the stage this one was transferred from")
-    params_digest: str | None = None
-    data_digest: str | None = None
-    epochs: int | None = None
-    metrics: dict[str, float] = Field(default_factory=dict, description="best epoch's validation numbers")
-    history: dict[str, list[float]] = Field(default_factory=dict, description="per-epoch curves")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_legacy_keys(cls, data):
-        # Models saved before the folder became byte-reproducible carried their training time.
-        if isinstance(data, dict):
-            data = {key: value for key, value in data.items() if key != "train_seconds"}
-        return data
-
-    @model_validator(mode="after")
-    def _positive_is_a_class(self) -> "ModelMetadata":
-        if self.positive_class not in self.class_names:
-            raise ValueError(f"positive_class {self.positive_class!r} is not one of {self.class_names}")
-        return self
-
-    @property
-    def positive_index(self) -> int:
-        return self.class_names.index(self.positive_class)
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """A saved stage loaded for use: the network and its metadata."""
-
-    network: keras.Model
-    metadata: ModelMetadata
-    folder: Path
-
-    @property
-    def positive_index(self) -> int:
-        return self.metadata.positive_index
-
-    @property
-    def image_size(self) -> int:
-        return self.metadata.image_size
-
-
-def save_trained(network: keras.Model, metadata: ModelMetadata, folder: Path) -> None:
-    """model.keras and metadata.json; the same weights and metadata give the same bytes (one DVC hash)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    network.save(folder / MODEL_FILE)
-    _without_save_time(folder / MODEL_FILE)
-    (folder / METADATA_FILE).write_text(metadata.model_dump_json(indent=2))
-
-
-def _without_save_time(path: Path) -> None:
-    """Rewrite a .keras zip without what differs between two saves of the same model, so two identical
-    trainings give one DVC hash: the moment it was saved (metadata.json's `date_saved`, the zip entries'
-    timestamps) and the memory addresses Keras writes as `shared_object_id` into config.json (a network built
-    in this process shares one dtype policy object between its layers), renumbered 1, 2, ... in order."""
-    with zipfile.ZipFile(path) as source:
-        entries = [(info, source.read(info)) for info in source.infolist()]
-    partial = path.with_name(path.name + ".partial")
-    with zipfile.ZipFile(partial, "w") as target:
-        for info, data in entries:
-            if info.filename == "metadata.json":
-                data = json.dumps({k: v for k, v in json.loads(data).items() if k != "date_saved"}).encode()
-            elif info.filename == "config.json":
-                numbers: dict[str, str] = {}
-                data = SHARED_OBJECT_ID.sub(
-                    lambda found: f'{found[1]}{numbers.setdefault(found[2], str(len(numbers) + 1))}',
-                    data.decode()).encode()
-            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
-            target.writestr(fixed, data)
-    os.replace(partial, path)
-
-
-def read_metadata(folder: Path) -> ModelMetadata:
-    """A saved model's metadata alone (no network loaded).
-
-    Raises:
-        ModelNotFound: the folder holds no trained model.
-        BadModel: its metadata.json is not valid.
-    """
-    if not (folder / MODEL_FILE).is_file() or not (folder / METADATA_FILE).is_file():
-        raise ModelNotFound(f"no trained model in {Path(folder).absolute()} (expected {MODEL_FILE} and "
-                            f"{METADATA_FILE}); train it first (dvc repro), or give another model folder")
-    try:
-        return ModelMetadata.model_validate_json((folder / METADATA_FILE).read_text())
-    except ValueError as error:
-        raise BadModel(f"{folder / METADATA_FILE} is not valid model metadata: {error}") from None
-
-
-def load_trained(folder: Path) -> TrainedModel:
-    """A saved stage, usable without the params that built it."""
-    metadata = read_metadata(folder)
-    return TrainedModel(keras.models.load_model(folder / MODEL_FILE), metadata, folder)

@@ -22,13 +22,12 @@ import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import tensorflow as tf
 
-from typing import Callable
-
 from mona_pipeline.config import STAGE_ORDER, DataParams, ShardParams, StagesParams, TilingParams
+from mona_pipeline.errors import UserError
 from mona_pipeline.images import load_picture
 from mona_pipeline.ingest import read_manifest
 from mona_pipeline.preprocess import augment, encode_square, resize_for_model, tile_grid
@@ -36,6 +35,11 @@ from mona_pipeline.preprocess import augment, encode_square, resize_for_model, t
 logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.json"
+
+
+class ShardsMissing(UserError, FileNotFoundError):
+    """The shards (or their index) a stage needs are not there: the shards stage has not run."""
+
 SPLITS = ("train", "validation")
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -170,7 +174,7 @@ def write_shards(data: DataParams, params: ShardParams, stages: StagesParams,
 def read_index(shard_dir: Path) -> dict:
     path = shard_dir / INDEX_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no shard index at {path}: run the shards stage first (dvc repro shards)")
+        raise ShardsMissing(f"no shard index at {path}: run the shards stage first (dvc repro shards)")
     return json.loads(path.read_text())
 
 
@@ -214,7 +218,7 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
     index = read_index(shard_dir)
     files = [str(shard_dir / entry["file"]) for entry in index["shards"] if entry["split"] == split]
     if not files:
-        raise ValueError(f"no {split} shards in {shard_dir}")
+        raise ShardsMissing(f"no {split} shards in {shard_dir}: rebuild them (dvc repro shards)")
     label_key = f"label_{stage}"
     pictures = sum(entry["pictures"] for entry in index["shards"] if entry["split"] == split)
     cache = pictures * index["image_size"] ** 2 * 3 / 1e6 <= cache_mb

@@ -6,16 +6,17 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-from mona_pipeline.evaluate import REPORT_NAME, scores_path
+from mona_pipeline.errors import UserError
+from mona_pipeline.evaluate.paths import REPORT_NAME, scores_path
 from mona_pipeline.sort.journal import JOURNAL_NAME, Journal
+from mona_pipeline.sort.results import SortSummary
 
 
 def sort_agreement(scores_csv: Path, run_dir: Path) -> tuple[int, int]:
     """How many pictures got the same keep/not-keep decision from evaluate (at the run's P) and from the sort."""
-    with Journal(run_dir / JOURNAL_NAME) as journal:
+    with Journal(run_dir / JOURNAL_NAME, read_only=True) as journal:
         threshold = float(journal.info()["confidence"])
         decided = {Path(e.source).resolve(): e.decision == "keep" for e in journal.entries()}
     same = total = 0
@@ -33,21 +34,20 @@ def demo_summary(reports_dir: Path, sort_run: Path | None = None, model_name: st
     """The evaluation report, where its parts are, and (with a sort run) the sort's counts and agreement.
 
     Raises:
-        FileNotFoundError: there is no evaluation report yet.
+        UserError: there is no evaluation report yet.
     """
     evaluation = reports_dir / REPORT_NAME
     if not evaluation.is_file():
-        raise FileNotFoundError(f"no evaluation report at {evaluation}: run `dvc repro` first")
+        raise UserError(f"no evaluation report at {evaluation}: run `dvc repro` first")
     lines = [evaluation.read_text(),
              f"Report: {evaluation}; training curves: models/<stage>/curves.png (`dvc plots show`)."]
     if sort_run is not None and (sort_run / "summary.json").is_file():
-        summary = json.loads((sort_run / "summary.json").read_text())
+        summary = SortSummary.model_validate_json((sort_run / "summary.json").read_text())
         same, total = sort_agreement(scores_path(reports_dir, model_name, set_name), sort_run)
-        lines += [f"\nDemo sort of {summary['source']}: {summary['counts']}",
-                  f"Kept pictures: {summary['kept_dir']}\nContact sheet: {summary['report']}\n"
-                  f"Journal: {summary['journal']}",
-                  f"Sort and evaluate agree on {same} of {total} pictures at P = {summary['confidence']}."]
-        if summary.get("tiling", {}).get("mode", "off") != "off":
-            lines.append(f"Tiling {summary['tiling']['mode']}: {summary['found_in_tiles']} kept or review pictures "
-                         f"were found in a tile (outlined in the contact sheet; boxes in the journal and summary.json).")
+        lines += [f"\nDemo sort of {summary.source}: {summary.counts}",
+                  f"Kept pictures: {summary.kept_dir}\nContact sheet: {summary.report}\nJournal: {summary.journal}",
+                  f"Sort and evaluate agree on {same} of {total} pictures at P = {summary.confidence}."]
+        if summary.tiling.mode != "off":
+            lines.append(f"Tiling {summary.tiling.mode}: {summary.found_in_tiles} kept or review pictures were found "
+                         f"in a tile (outlined in the contact sheet; boxes in the journal and summary.json).")
     return "\n".join(lines)

@@ -20,17 +20,19 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mona_pipeline.config import STAGE_ORDER, Params, StageParams, digest
+from mona_pipeline.config import STAGE_ORDER, Params, TargetStageParams, digest
 from mona_pipeline.errors import UserError
+from mona_pipeline.figures import plot_curves
 from mona_pipeline.metrics import fit_temperature, temper, threshold_for_precision
-from mona_pipeline.models import (BACKBONE, MODEL_FILE, ModelMetadata, MonaCNNConfig, build_model, keras_seeds,
-                                  replace_head, save_trained)
+from mona_pipeline.models import BACKBONE, MonaCNNConfig, build_model, keras_seeds, replace_head
 from mona_pipeline.shards import class_counts, make_dataset, read_index
+from mona_pipeline.trained import MODEL_FILE, ModelMetadata, save_trained
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +161,13 @@ def data_digest(shard_dir: Path) -> str:
 # ---------------------------------------------------------------- training
 
 
+def all_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
+    """The layer and, depth first, every layer of the models nested in it (the backbone inside a stage)."""
+    yield layer
+    for inner in getattr(layer, "layers", []):
+        yield from all_layers(inner)
+
+
 class BatchNormCalibrator:
     """Re-estimates every trainable BatchNorm's moving mean and variance with the current weights.
 
@@ -173,8 +182,7 @@ class BatchNormCalibrator:
 
     def __init__(self, model: keras.Model, images: tf.Tensor):
         self.model, self.images = model, images
-        self.norms = [layer for layer in model._flatten_layers()
-                      if isinstance(layer, keras.layers.BatchNormalization)]
+        self.norms = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
         self._forward = tf.function(lambda x: self.model(x, training=True))
         self._traced_for: tuple | None = None
 
@@ -217,27 +225,6 @@ def _compile(model: keras.Model, learning_rate, label_smoothing: float) -> None:
 
 def _one_hot_if(dataset: tf.data.Dataset, label_smoothing: float) -> tf.data.Dataset:
     return dataset.map(lambda x, y, *w: (x, tf.one_hot(y, 2), *w)) if label_smoothing else dataset
-
-
-def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> Path:
-    """Accuracy and loss, train vs. validation, as the paper's Figure 5."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for axis, metric in zip(axes, ("accuracy", "loss")):
-        axis.plot(history[metric], label="train")
-        axis.plot(history[f"val_{metric}"], label="validation")
-        axis.set_xlabel("epoch")
-        axis.set_title(metric)
-        axis.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
 
 
 @dataclass
@@ -352,9 +339,9 @@ def calibrate_temperature(truth: np.ndarray, scores: np.ndarray) -> float:
     return round(fit_temperature(truth, scores), 4)
 
 
-def decision_threshold(stage: StageParams, truth: np.ndarray, calibrated: np.ndarray) -> float:
+def decision_threshold(stage: TargetStageParams, truth: np.ndarray, calibrated: np.ndarray) -> float:
     """The target model's stored threshold: `stage.threshold`, or under the `validation` rule the lowest
-    calibrated score at which the validation split's precision reaches it (see StageParams.threshold_rule)."""
+    calibrated score at which the validation split's precision reaches it (see TargetStageParams.threshold_rule)."""
     if stage.threshold_rule == "fixed":
         return stage.threshold
     chosen = threshold_for_precision(truth, calibrated, stage.threshold)

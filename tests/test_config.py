@@ -52,16 +52,46 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_stage_classes_are_checked(classes, message):
     from pydantic import ValidationError
 
-    from mona_pipeline.config import StageParams
+    from mona_pipeline.config import STAGE_DEFAULTS, StageParams
 
     with pytest.raises(ValidationError, match=message):
-        StageParams(classes=classes)
+        StageParams(**STAGE_DEFAULTS["target"] | {"classes": classes})
 
 
 def test_label_for_uses_wildcard_and_skips_unknown_tags():
-    from mona_pipeline.config import StageParams
+    from mona_pipeline.config import STAGE_DEFAULTS, StageParams
 
-    target = StageParams(classes={"mona": ["mona"], "others": ["*"]})
+    target = StageParams(**STAGE_DEFAULTS["target"] | {"classes": {"mona": ["mona"], "others": ["*"]}})
     assert [target.label_for(t) for t in ("mona", "kaito", "anything")] == [0, 1, 1]
-    gender = StageParams(classes={"female": ["mona"], "male": ["kaito"]})
+    gender = StageParams(**STAGE_DEFAULTS["gender"] | {"classes": {"female": ["mona"], "male": ["kaito"]}})
     assert [gender.label_for(t) for t in ("mona", "kaito", "unlisted")] == [0, 1, -1]
+
+
+def test_params_yaml_restates_every_default_and_nothing_else():
+    """One default per setting: the code's defaults are the shipped values and params.yaml says them again,
+    every key of every section (the stages' classes, the demo cast's tags, aside)."""
+    import yaml
+
+    from mona_pipeline.config import STAGE_DEFAULTS, Params
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    defaults = Params().model_dump(mode="json")
+    assert list(raw) == list(defaults), "params.yaml's sections are Params' sections, in order"
+    for section, value in raw.items():
+        if section == "stages":
+            for stage, settings in value.items():
+                expected = defaults["stages"][stage]
+                assert {k: v for k, v in settings.items() if k != "classes"} == \
+                    {k: v for k, v in expected.items() if k != "classes"}, f"stages.{stage}"
+                assert settings["classes"] == STAGE_DEFAULTS[stage]["classes"]  # the demo cast
+        else:
+            assert value == defaults[section], f"params.yaml's {section} section is not its defaults"
+
+
+def test_a_stage_given_in_part_keeps_its_own_defaults():
+    from mona_pipeline.config import STAGE_DEFAULTS, Params
+
+    params = Params.model_validate({"stages": {"target": {"finetune_epochs": 2}}})
+    assert params.stages.target.finetune_epochs == 2
+    assert params.stages.target.head_epochs == STAGE_DEFAULTS["target"]["head_epochs"]
+    assert params.stages.gender.finetune_epochs == STAGE_DEFAULTS["gender"]["finetune_epochs"]

@@ -195,3 +195,49 @@ def run_seed_experiment(repo: Path, env: dict, dvc: list[str]) -> None:
                               capture_output=True, text=True, timeout=120)
     assert compared.returncode == 0, compared.stderr
     assert "seeds 1, 42" in compared.stdout and "| f1 |" in compared.stdout
+
+
+def params_sections_read(module_file: Path, root: Path) -> set[str]:
+    """The params.yaml sections the code a stage runs reads: every `params.<section>` in its flow module and
+    the library modules it runs (not flows/stage.py, which reads train.seed only to name a flow run)."""
+    import ast
+
+    sections = set()
+    for path in local_imports(module_file, root):
+        if path.parts[0] != "mona_pipeline" and path != module_file.relative_to(root):
+            continue
+        for node in ast.walk(ast.parse((root / path).read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "params":
+                sections.add(node.attr)
+    return sections
+
+
+# Reads no output depends on: one training module serves the four training stages, so it reads sections
+# that only another stage's outputs depend on (target: the target stage's name for its model) or that only a
+# message names (data.raw_dir, in "add pictures to ... under data/raw").
+NOT_OUTPUT_READS = {stage: {"data", "target"} for stage in ("train_gender", "train_lookalike", "train_target",
+                                                             "baseline")}
+
+
+def params_problems(stages: dict, root: Path) -> dict[str, str]:
+    """Per stage: params sections its code reads that dvc.yaml does not list, and listed ones it never reads."""
+    from mona_pipeline.config import Params
+
+    problems = {}
+    for name, stage in stages.items():
+        read = params_sections_read(root / Path(*stage["cmd"].split()[2].split(".")).with_suffix(".py"), root)
+        read &= set(Params.model_fields)  # `params.model_copy(...)` and friends are not sections
+        read -= NOT_OUTPUT_READS.get(name, set()) - {entry.split(".")[0] for entry in stage.get("params", [])}
+        listed = {entry.split(".")[0] for entry in stage.get("params", [])}
+        if read - listed or listed - read:
+            problems[name] = f"read, not listed {sorted(read - listed)}; listed, not read {sorted(listed - read)}"
+    return problems
+
+
+def test_every_stage_lists_the_params_sections_its_code_reads():
+    import yaml
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert params_problems(stages, REPO) == {}
+    stages["evaluate"]["params"].remove("tiling")  # the check can fail
+    assert "read, not listed ['tiling']" in params_problems(stages, REPO)["evaluate"]

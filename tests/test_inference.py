@@ -2,7 +2,7 @@
 
 from mona_pipeline.images import BadPicture
 from mona_pipeline.inference import Scorer, score_stream
-from mona_pipeline.models import load_trained
+from mona_pipeline.trained import load_trained
 from tests.conftest import colour_picture
 
 

@@ -120,7 +120,7 @@ def test_saving_the_same_model_twice_gives_the_same_bytes_and_it_loads(tmp_path,
     import hashlib
     import time as clock
 
-    from mona_pipeline.models import MODEL_FILE, ModelMetadata, load_trained, save_trained
+    from mona_pipeline.trained import MODEL_FILE, ModelMetadata, load_trained, save_trained
 
     metadata = ModelMetadata(stage="target", class_names=["mona", "others"], positive_class="mona",
                              image_size=32, threshold=0.95)
@@ -146,7 +146,7 @@ def test_saving_the_same_model_twice_gives_the_same_bytes_and_it_loads(tmp_path,
 
 
 def test_metadata_written_before_reproducible_folders_still_loads():
-    from mona_pipeline.models import ModelMetadata
+    from mona_pipeline.trained import ModelMetadata
 
     old = ModelMetadata.model_validate({"stage": "target", "class_names": ["mona", "others"], "positive_class": "mona",
                                         "image_size": 32, "threshold": 0.95, "train_seconds": 12.5})

@@ -1,6 +1,7 @@
 """One preprocessing for every path: shards and training, evaluate and sort, the Pillow fallback."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -64,15 +65,22 @@ def _scene(size=(720, 480)) -> Image.Image:
 def test_one_picture_gives_the_same_model_input_on_every_path(fmt, options, tmp_path):
     """Training sees (shards -> make_dataset) what evaluate and sort see (score_stream), TIFF via Pillow too."""
     from mona_pipeline.inference import Scorer, score_stream
-    from mona_pipeline.models import load_trained
-    from mona_pipeline.shards import encode_for_shard
+    from mona_pipeline.trained import load_trained
+    from mona_pipeline.config import ShardParams
+    from mona_pipeline.shards import make_dataset, write_split
     from tests.conftest import make_colour_model
 
     size, shard_size = 64, 72  # the model input, and the shards' margin above it (as 128 / 144)
     original = tmp_path / f"scene.{fmt.lower()}"
     original.write_bytes(_encoded(_scene(), fmt, **options))
-    shard = encode_for_shard(original, shard_size, 10**8, quality=92)
-    training_view = preprocess.resize_for_model(tf.io.decode_jpeg(shard, channels=3), size).numpy()
+    # Training's own path: the picture written into a shard as the shards stage writes it, read back by make_dataset.
+    row = {"path": original.name, "content_hash": "scene", "label_gender": 0, "label_lookalike": 0, "label_target": 0}
+    shard_params = ShardParams(dir=tmp_path / "shards", image_size=shard_size)
+    shard_params.dir.mkdir()
+    entries = write_split([row], "validation", tmp_path, shard_params, 10**8)
+    (shard_params.dir / "index.json").write_text(json.dumps({"image_size": shard_size, "shards": entries}))
+    ((images, _),) = make_dataset(shard_params.dir, "validation", "target", 1, size, training=False)
+    training_view = images[0].numpy()
     scorer = Scorer(load_trained(make_colour_model(tmp_path / "model", image_size=size)))
     (sorting,) = score_stream(scorer, [("scene", original.read_bytes())], 4, 10**8, with_images=True)
     assert sorting.image.shape == training_view.shape == (size, size, 3)

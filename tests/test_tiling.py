@@ -1,7 +1,7 @@
 """Multi-scale scoring: the tile grid, the auto rule, a small figure found (and where) by evaluate and sort alike."""
 
+import dataclasses
 import io
-import json
 import sqlite3
 from pathlib import Path
 
@@ -11,8 +11,8 @@ from PIL import Image
 
 from mona_pipeline.config import TilingParams
 from mona_pipeline.inference import Scorer, score_stream
-from mona_pipeline.models import load_trained
 from mona_pipeline.preprocess import tile_grid
+from mona_pipeline.trained import load_trained
 
 
 def test_tiles_are_squares_at_the_pictures_aspect_covering_it_with_overlap():
@@ -112,17 +112,17 @@ def test_a_sort_keeps_the_small_figure_and_records_its_box(colour_model, tmp_pat
     (inbox / "empty.png").write_bytes(scene(square=(0, 0, 1)))
     request = build_request(None, str(inbox), tmp_path / "out", {"model": colour_model, "action": "copy"})
     summary = sort_source(request)
-    assert summary["counts"]["keep"] == 1 and (tmp_path / "out" / "keep" / "small.png").is_file()
-    assert summary["tiling"]["mode"] == "auto" and summary["found_in_tiles"] == 1
-    (found,) = summary["found_in_tiles_sample"]
+    assert summary.counts["keep"] == 1 and (tmp_path / "out" / "keep" / "small.png").is_file()
+    assert summary.tiling.mode == "auto" and summary.found_in_tiles == 1
+    (found,) = summary.found_in_tiles_sample
     assert found["source"].endswith("small.png") and len(found["box"].split(",")) == 4
-    with sqlite3.connect(summary["journal"]) as journal:
+    with sqlite3.connect(summary.journal) as journal:
         boxes = dict(journal.execute("SELECT name, box FROM entries"))
     assert boxes["small.png"] == found["box"] and boxes["empty.png"] is None  # only a deciding tile's box
-    assert "found in the outlined tile" in Path(summary["report"]).read_text()
+    assert "found in the outlined tile" in Path(summary.report).read_text()
     off = sort_source(build_request(None, str(inbox), tmp_path / "out-off",
                                     {"model": colour_model, "action": "copy", "tiling": "off"}))
-    assert off["counts"]["keep"] == 0 and off["found_in_tiles"] == 0  # whole pictures alone miss it
+    assert off.counts["keep"] == 0 and off.found_in_tiles == 0  # whole pictures alone miss it
 
 
 def test_a_journal_from_before_tiling_opens_and_gains_the_box_column(tmp_path):
@@ -140,7 +140,9 @@ def test_a_journal_from_before_tiling_opens_and_gains_the_box_column(tmp_path):
     with Journal(path) as journal:
         (entry,) = journal.entries()
         assert entry.name == "a.jpg" and entry.status == "done" and entry.box is None
-    assert json.dumps(entry.__dict__)  # plain values
+        journal.plan([dataclasses.replace(entry, item_id="b.jpg", name="b.jpg", box="0.100,0.200,0.600,0.700")])
+    with Journal(path) as journal:  # reopened: the new column holds what was written to it
+        assert {e.name: e.box for e in journal.entries()} == {"a.jpg": None, "b.jpg": "0.100,0.200,0.600,0.700"}
 
 
 def test_tile_scores_are_softened_by_the_tile_temperature(colour_model):

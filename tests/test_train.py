@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mona_pipeline import train
-from mona_pipeline.models import BACKBONE, load_trained
+from mona_pipeline.models import BACKBONE
+from mona_pipeline.trained import load_trained
 from tests.conftest import write_params
 
 
@@ -57,10 +58,11 @@ def test_configuration_checks_stop_before_training(demo_project, tmp_path):
 
 
 def test_baseline_gets_the_whole_curriculum_budget(demo_project, tmp_path):
-    _, params = demo_project
+    _, params = demo_project  # tiny params: 1 + 1 epochs in each of the three stages
     plan = train.plan_stage("baseline", params, tmp_path)
-    total = sum(s.head_epochs + s.finetune_epochs for _, s in params.stages.items())
-    assert plan.parent is None and plan.data_stage == "target" and plan.finetune_epochs == total
+    assert plan.parent is None and plan.data_stage == "target" and plan.head_epochs == 0 and plan.finetune_epochs == 6
+    fixed = _with(params, train=params.train.model_copy(update={"baseline_epochs": 4}))
+    assert train.plan_stage("baseline", fixed, tmp_path).finetune_epochs == 4
 
 
 def test_batch_norm_calibration_sets_statistics_of_the_batch():
@@ -179,5 +181,9 @@ def test_a_stage_trains_with_weighted_lookalikes(demo_project, tmp_path, monkeyp
                   train=params.train.model_copy(update={"lookalike_weight": 3.0, "baseline_epochs": 1}),
                   stages=params.stages.model_copy(update={"target": target}))
     monkeypatch.chdir(tmp_path)
-    metadata = train.train_stage("baseline", small, tmp_path / "models")
-    assert metadata.epochs == 1 and np.isfinite(metadata.history["loss"][0])
+    weighted = train.train_stage("baseline", small, tmp_path / "weighted")
+    plain = _with(small, train=small.train.model_copy(update={"lookalike_weight": 1.0}))
+    unweighted = train.train_stage("baseline", plain, tmp_path / "plain")
+    assert weighted.epochs == unweighted.epochs == 1 and np.isfinite(weighted.history["loss"][0])
+    # Same seed, same batches: only the look-alikes' weight differs, and so does the loss it trained on.
+    assert weighted.history["loss"][0] != pytest.approx(unweighted.history["loss"][0], rel=1e-3)

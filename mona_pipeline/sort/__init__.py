@@ -22,7 +22,7 @@ import importlib
 # second without TensorFlow; a sort loads run.py and, with it, the model code.
 _HOMES = {"DECISIONS": "decisions", "decide": "decisions", "purge_run": "recovery", "undo_run": "recovery",
           "SortOverrides": "request", "SortRequest": "request", "build_request": "request",
-          "overrides_from": "request", "SortRun": "run", "SortStopped": "run", "Tally": "tally", "sort_source": "run"}
+          "overrides_from": "request", "SortRun": "run", "SortStopped": "stop", "Tally": "tally", "sort_source": "run"}
 
 __all__ = sorted(_HOMES)
 

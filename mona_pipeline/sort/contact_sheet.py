@@ -1,4 +1,5 @@
-"""The HTML contact sheet of a sort run: thumbnails of kept, review and dropped pictures with scores.
+"""The contact sheet of a sort run: thumbnails of kept, review and dropped pictures with scores, as the
+run's HTML page (report.html) and as the Markdown of its Prefect summary artifact.
 
 A fixed-size random sample per decision (reservoir sampling), so a run over a
 million pictures makes a page of a few hundred thumbnails. A thumbnail is the
@@ -9,7 +10,9 @@ the page shows it at the picture's own aspect ratio.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import random
 import zlib
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from PIL import Image
 
 from mona_pipeline.drawing import draw_box
 from mona_pipeline.sort.journal import Entry
+from mona_pipeline.sort.results import SortSummary
 
 THUMBNAIL_SIDE = 160
 
@@ -113,14 +117,14 @@ def _shape(size: tuple[int, int] | None) -> str:
     return f"width:{max(1, round(size[0] * scale))}px;height:{max(1, round(size[1] * scale))}px"
 
 
-def write_contact_sheet(path: Path, summary: dict, sheet: ContactSheet) -> Path:
+def write_contact_sheet(path: Path, summary: SortSummary, sheet: ContactSheet) -> Path:
     """Write the run's HTML contact sheet next to its thumbs/ folder."""
     sections = []
     for decision in ("keep", "review", "drop"):
         samples = sorted(sheet.samples.get(decision, []), key=lambda s: -s.score)
         if not samples:
             continue
-        total = summary["this_session"].get(decision, 0)
+        total = summary.this_session.get(decision, 0)
         figures = "\n".join(
             f'<figure><img src="thumbs/{html.escape(s.thumbnail)}" alt="" style="{_shape(s.size)}">'
             f'<figcaption><span class="score">{s.score:.3f}</span> {html.escape(s.name)}'
@@ -129,32 +133,82 @@ def write_contact_sheet(path: Path, summary: dict, sheet: ContactSheet) -> Path:
         sections.append(f'<h2>{decision} ({len(samples)} shown of {total} in this session)</h2>'
                         f'<div class="grid {decision}">{figures}</div>')
     errors = ""
-    if summary["errors"]:
-        rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{html.escape(e)}</td></tr>" for s, e in summary["errors"])
-        errors = f"<h2>unreadable ({len(summary['errors'])})</h2><table><tr><th>picture</th><th>reason</th></tr>{rows}</table>"
-    errors += _not_done(summary)
-    counts = summary["counts"]
-    band = f", review when score &ge; <b>{summary['review_from']}</b>" if summary["review_from"] is not None else ""
+    if summary.errors:
+        rows = "".join(f"<tr><td>{html.escape(s)}</td><td>{html.escape(e)}</td></tr>" for s, e in summary.errors)
+        errors = f"<h2>unreadable ({len(summary.errors)})</h2><table><tr><th>picture</th><th>reason</th></tr>{rows}</table>"
+    not_done = not_done_lines(summary)
+    if not_done:
+        errors += "<h2>not sorted, and why</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in not_done)
+        errors += "</ul>"
+    band = f", review when score &ge; <b>{summary.review_from}</b>" if summary.review_from is not None else ""
     path.write_text(PAGE.format(
-        title=html.escape(summary["source"]), action=summary["action"], confidence=summary["confidence"], band=band,
-        model=html.escape(summary["model"]), count_headers="".join(f"<th>{k}</th>" for k in counts),
-        count_cells="".join(f"<td>{v}</td>" for v in counts.values()), sections="\n".join(sections), errors=errors),
-        errors="backslashreplace")  # a name that is not UTF-8 is shown with escapes, not refused
+        title=html.escape(summary.source), action=summary.action, confidence=summary.confidence, band=band,
+        model=html.escape(summary.model), count_headers="".join(f"<th>{k}</th>" for k in summary.counts),
+        count_cells="".join(f"<td>{v}</td>" for v in summary.counts.values()), sections="\n".join(sections),
+        errors=errors), errors="backslashreplace")  # a name that is not UTF-8 is shown with escapes, not refused
     return path
 
 
-def _not_done(summary: dict) -> str:
+def not_done_lines(summary: SortSummary) -> list[str]:
     """What the run walked past or left alone, with counts: skipped files and folders, pictures already there,
-    pictures copied instead of moved (a read-only source)."""
+    pictures copied instead of moved (a read-only source). The report, the CLI and Prefect say the same."""
     lines = []
-    if summary.get("skipped"):
-        reasons = ", ".join(f"{count} {reason}" for reason, count in summary["skipped"].items())
-        lines.append(f"skipped {sum(summary['skipped'].values())} files or folders: {reasons}")
-    lines += summary.get("notes", [])
-    if summary.get("already_there"):
-        lines.append(f"{summary['already_there']} already there (identical copies in the output): nothing done")
-    if summary.get("copied_not_moved"):
-        lines.append(f"{summary['copied_not_moved']} on a read-only source: copied, not moved")
-    if not lines:
-        return ""
-    return "<h2>not sorted, and why</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+    if summary.skipped:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in summary.skipped.items())
+        lines.append(f"skipped {sum(summary.skipped.values())} files or folders: {reasons}")
+    lines += summary.notes
+    if summary.already_there:
+        left = ", left in the source" if summary.action == "move" else ""
+        lines.append(f"{summary.already_there} pictures were already in {Path(summary.kept_dir).parent} (identical "
+                     f"copies): nothing done for them{left}")
+    if summary.copied_not_moved:
+        lines.append(f"{summary.copied_not_moved} pictures are on a read-only source: copied, not moved (the "
+                     f"source was left as it was)")
+    return lines
+
+
+THUMBNAILS_PER_DECISION = 6  # pictures shown in the Prefect summary artifact
+
+
+def summary_markdown(summary: SortSummary, sheet: ContactSheet) -> str:
+    """The run's summary as Markdown (the Prefect artifact): counts, where things are (paths as text to copy:
+    the UI cannot open file:// links), what was not done, and a few thumbnails per decision."""
+    counts = summary.counts
+    report, journal = Path(summary.report).resolve(), Path(summary.journal).resolve()
+    lines = [f"# Sort of `{summary.source}`",
+             f"{summary.pictures} pictures: **{counts['keep']} keep**, {counts['review']} review, {counts['drop']} "
+             f"drop, {counts['unreadable']} unreadable; action `{summary.action}`, confidence {summary.confidence}.",
+             "", f"- kept: `{Path(summary.kept_dir).resolve()}`", f"- contact sheet: `{report}`",
+             f"- journal: `{journal}` (`mona undo {journal.parent}` puts everything back)",
+             f"- {summary.pictures_per_second} pictures/s; {summary.resumed_skipped} already done; "
+             f"{summary.action_failures} file operations failed (pictures left in place)",
+             f"- tiling `{summary.tiling.mode}`: {summary.found_in_tiles} kept or review pictures found in a tile "
+             f"(outlined below)", *(f"- {line}" for line in not_done_lines(summary))]
+    return "\n".join(lines) + "\n" + _thumbnails_markdown(sheet)
+
+
+def _thumbnails_markdown(sheet: ContactSheet) -> str:
+    """A few sampled pictures per decision as inline images, highest score first; drops are the near misses."""
+    sections = []
+    for decision, heading in (("keep", "Kept"), ("review", "For review"), ("drop", "Closest drops")):
+        samples = sorted(sheet.samples.get(decision, []), key=lambda s: -s.score)[:THUMBNAILS_PER_DECISION]
+        shown = [(sample, sheet.thumbs_dir / sample.thumbnail) for sample in samples]
+        shown = [(sample, path) for sample, path in shown if path.is_file()]
+        if not shown:
+            continue
+        # One table row of pictures under a row of names and scores: side by side, captioned.
+        captions = " | ".join(f"`{sample.name.replace('|', '¦')}` {sample.score:.3f}"
+                              + (f" (tile {sample.box})" if sample.box else "") for sample, _ in shown)
+        images = " | ".join(f"![{sample.name}](data:image/jpeg;base64,{base64.b64encode(path.read_bytes()).decode()})"
+                            for sample, path in shown)
+        sections.append(f"\n## {heading}\n| {captions} |\n|{' --- |' * len(shown)}\n| {images} |\n")
+    return "".join(sections)
+
+
+def picture_size(data: bytes | None) -> tuple[int, int] | None:
+    """(width, height) from the header alone; None if unknown."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Exception:
+        return None

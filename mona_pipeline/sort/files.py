@@ -23,14 +23,8 @@ import shutil
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-
-def file_hash(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from mona_pipeline.errors import UserError
+from mona_pipeline.images import file_hash
 
 
 def is_intact(path: Path, content_hash: str) -> bool:
@@ -236,3 +230,22 @@ def perform(operation: str, destination: Path, data: bytes | None, source: Path 
     else:
         raise ValueError(f"unknown file operation {operation!r}; allowed: copy, move, trash, link")
     return operation
+
+
+OUT_FOLDERS = ("keep", "review", "runs")
+
+
+class OutFolderIsLink(UserError):
+    """One of the folders a sort writes into is a link: refused before any work."""
+
+
+def refuse_links_in_out(out: Path, run_dir: Path) -> None:
+    """Before any work: the folders a sort writes into are folders, not links (a link could lead outside OUT).
+
+    Raises:
+        OutFolderIsLink: naming the link.
+    """
+    for folder in (*(out / name for name in OUT_FOLDERS), run_dir, run_dir / "trash", run_dir / "thumbs"):
+        if folder.is_symlink():
+            raise OutFolderIsLink(f"{folder} is a link (to {os.readlink(folder)}); a sort never writes through links. "
+                            f"Make it a folder, or give another --out")

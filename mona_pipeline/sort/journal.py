@@ -93,9 +93,18 @@ class Journal:
     """A run's journal. One connection, shared by a process's threads under a lock;
     several processes (Dask workers) each open their own and SQLite serialises them."""
 
-    def __init__(self, path: Path, durable: bool = True):
+    def __init__(self, path: Path, durable: bool = True, read_only: bool = False):
+        """Open (or create) a run's journal.
+
+        Args:
+            read_only: only read it (`mona summary`): the file is opened read-only and left exactly as it is.
+        """
+        self.path, self.lock = path, threading.RLock()
+        if read_only:
+            self.connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            self.connection.row_factory = sqlite3.Row
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
         self.connection = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
         self.connection.row_factory = sqlite3.Row
         self.connection.execute("PRAGMA journal_mode=WAL")
@@ -106,7 +115,6 @@ class Journal:
         columns = {row["name"] for row in self.connection.execute("PRAGMA table_info(entries)")}
         if "box" not in columns:  # a journal written before tiling: resumable and undoable all the same
             self.connection.execute("ALTER TABLE entries ADD COLUMN box TEXT")
-        self.lock = threading.RLock()
 
     def close(self) -> None:
         self.connection.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 from mona_pipeline.sort import files
 from mona_pipeline.sort.journal import Entry, Journal, open_run
 from mona_pipeline.sort.lock import hold_run
+from mona_pipeline.sort.results import PurgeResult, UndoResult
 from mona_pipeline.sort.stop import StopRequest
 
 
@@ -111,7 +112,7 @@ def _remove_made(entry: Entry, destination: Path) -> str | None:
     return None
 
 
-def undo_run(run_dir: Path, stop: StopRequest | None = None) -> dict:
+def undo_run(run_dir: Path, stop: StopRequest | None = None) -> UndoResult:
     """Undo a sort run: moved and trashed pictures go back (hash-checked), copies and links are removed.
 
     Rows a killed or stopped run left `planned` are undone from what is on disk; rows an earlier undo
@@ -123,7 +124,7 @@ def undo_run(run_dir: Path, stop: StopRequest | None = None) -> dict:
     Args:
         stop: set by a signal: the undo stops between two pictures, records what it did, and raises.
     Returns:
-        {"restored": n, "removed_copies": n, "purged": n, "problems": [(source, reason), ...]}
+        what was put back and removed, purged pictures, and the problems (picture, reason).
     Raises:
         NotARun: run_dir is not a sort run.
         RunBusy: another process works on the run.
@@ -162,16 +163,16 @@ def undo_run(run_dir: Path, stop: StopRequest | None = None) -> dict:
     stop.check(f"{restored} pictures restored and {removed} copies removed so far")
     problems += [(entry.source, f"{entry.destination} was purged (deleted for good by `mona purge`); "
                                 f"cannot restore") for entry in purged]
-    return {"restored": restored, "removed_copies": removed, "purged": len(purged), "problems": problems}
+    return UndoResult(restored, removed, len(purged), problems)
 
 
-def purge_run(run_dir: Path) -> dict:
+def purge_run(run_dir: Path) -> PurgeResult:
     """Delete a run's trash for good: only what the journal says is done and in the trash, and only a file
     that is still the picture the run put there (hash-checked). The only code path that removes a picture
     permanently. A trashed picture no longer there (taken back by hand) is counted apart, not as purged.
 
     Returns:
-        {"purged": n, "gone": n (no longer in the trash), "problems": [(path, reason), ...]}
+        how many were deleted, how many were no longer in the trash, and what was kept with why.
     Raises:
         NotARun: run_dir is not a sort run.
         RunBusy: another process works on the run.
@@ -195,4 +196,4 @@ def purge_run(run_dir: Path) -> dict:
             except OSError as error:
                 problems.append((str(path), str(error)))
         journal.mark(removed, "purged")
-    return {"purged": len(removed), "gone": gone, "problems": problems}
+    return PurgeResult(len(removed), gone, problems)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, TypeAdapter, ValidationError, WithJsonSchema, \
     create_model, field_validator, model_serializer
@@ -21,6 +22,7 @@ from pydantic.fields import FieldInfo
 
 from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams, TilingParams, validation_problems
 from mona_pipeline.errors import UserError
+from mona_pipeline.sort.reading import resolve_source
 
 
 class SettingsError(UserError, ValueError):
@@ -48,7 +50,7 @@ class SortRequest(SortParams):
     def _source_given(cls, source: str) -> str:
         if not source.strip():
             raise ValueError("source is empty: give a folder, an archive, a list of paths or a URL")
-        return source
+        return resolve_source(source)
 
     @field_validator("run")
     @classmethod
@@ -70,7 +72,7 @@ class SortRequest(SortParams):
         if self.run:
             return self.run  # validated: a plain folder name
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(self.source.rstrip("/")).name)[:40] or "source"
-        key = f"{Path(self.source).expanduser().resolve() if '://' not in self.source else self.source}|{self.action}"
+        key = f"{self.source}|{self.action}"  # the source resolved once, by resolve_source
         key += f"|{settings}" if settings else ""
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:8]
         return f"{stem}-{self.action}-{digest}"
@@ -151,3 +153,17 @@ def build_request(params: Params | None, source: str, out: Path,
     except ValidationError as error:
         raise SettingsError("; ".join(f"sort setting {problem}" for problem in validation_problems(error))) \
             from None
+
+
+def add_sort_options(parser, defaults: dict | None = None) -> None:
+    """Every sort setting as a command-line option (`--review-from`, ...), made from `SortOverrides`' fields:
+    the CLI and the flow's command line offer the same options with the same help. Each defaults to None,
+    params.yaml's value, unless `defaults` names another (the served nightly sort: action move)."""
+    defaults = defaults or {}
+    for name in SortOverrides.model_fields:
+        field = SortRequest.model_fields[name]
+        kind = next((t for t in get_args(field.annotation) if t is not type(None)), field.annotation) \
+            if get_origin(field.annotation) in (Union, UnionType) else field.annotation
+        choices = get_args(kind) if get_origin(kind) is Literal else None
+        parser.add_argument(f"--{name.replace('_', '-')}", default=defaults.get(name), choices=choices,
+                            type=None if choices else kind, help=field.description)

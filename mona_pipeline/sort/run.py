@@ -20,34 +20,27 @@ command resumes (and `mona undo` rolls back). The run name carries what decides
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
-import hashlib
-import io
-import json
 import logging
-import os
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
-from PIL import Image
-
 from mona_pipeline.images import content_hash
 from mona_pipeline.inference import Scored, Scorer, box_text, score_stream
-from mona_pipeline.models import METADATA_FILE, MODEL_FILE, load_trained
 from mona_pipeline.sort import files, recovery
-from mona_pipeline.sort.contact_sheet import ContactSheet, write_contact_sheet
+from mona_pipeline.sort.contact_sheet import ContactSheet, picture_size, write_contact_sheet
 from mona_pipeline.sort.decisions import DECISIONS, decide, operation_for
-from mona_pipeline.errors import UserError
 from mona_pipeline.sort.journal import JOURNAL_NAME, Entry, Journal
 from mona_pipeline.sort.lock import hold_run
-from mona_pipeline.sort.request import SortRequest
-from mona_pipeline.sort.sources import Item, SourceError, open_source
-from mona_pipeline.sort.stop import StopRequest
+from mona_pipeline.sort.reading import Item, SourceError
+from mona_pipeline.sort.request import SettingsError, SortRequest
+from mona_pipeline.sort.results import SortSummary
+from mona_pipeline.sort.sources import open_source
+from mona_pipeline.sort.stop import StopRequest, stopping_error
 from mona_pipeline.sort.tally import FOUND_SAMPLE, Tally
+from mona_pipeline.trained import load_trained, model_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -59,49 +52,6 @@ class _Read:
     item: Item
     data: bytes | None
     content_hash: str | None
-
-
-class SortStopped(Exception):
-    """The run had to stop (a full or read-only disk under OUT, a journal that cannot be written).
-    What was done is journaled: the same command finishes the run, `mona undo` rolls it back."""
-
-
-STOPPING_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}  # no later picture would fare better
-
-
-def _stopped(error: BaseException, run_dir: Path, where: str = "") -> SortStopped | None:
-    """The SortStopped for an error that must stop the whole run, or None for one that concerns one picture."""
-    if isinstance(error, sqlite3.Error):
-        full = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(error)
-        reason = f"{os.strerror(errno.ENOSPC) if full else error} (the journal {run_dir / JOURNAL_NAME})"
-    elif isinstance(error, OSError) and error.errno in STOPPING_ERRORS:
-        reason = f"{error.strerror or os.strerror(error.errno)}{f' while writing {where}' if where else ''}"
-    else:
-        return None
-    return SortStopped(f"{reason}: the sort stopped. What was done is in the journal; free some space (or make "
-                       f"the output writable) and run the same command again to finish, or `mona undo {run_dir}` "
-                       f"to roll it back")
-
-
-def model_fingerprint(folder: Path) -> str:
-    """The model's identity for run names: SHA-256 of its metadata and weights (hashed once per file version)."""
-    weights = (folder / MODEL_FILE).resolve()
-    status = weights.stat()
-    return _content_fingerprint(weights, status.st_size, status.st_mtime_ns, (folder / METADATA_FILE).read_bytes())
-
-
-@functools.lru_cache(maxsize=8)
-def _content_fingerprint(weights: Path, size: int, modified_ns: int, metadata: bytes) -> str:
-    return hashlib.sha256(metadata + files.file_hash(weights).encode()).hexdigest()[:16]
-
-
-def _picture_size(data: bytes | None) -> tuple[int, int] | None:
-    """(width, height) from the header alone; None if unknown."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except Exception:
-        return None
 
 
 def load_scorer(model: Path) -> Scorer:
@@ -135,17 +85,17 @@ class SortRun:
         metadata = self.scorer.trained.metadata
         self.confidence = request.confidence if request.confidence is not None else metadata.threshold
         if request.review_from is not None and request.review_from >= self.confidence:
-            raise ValueError(f"review_from ({request.review_from}) must be below the confidence ({self.confidence})")
+            raise SettingsError(f"review_from ({request.review_from}) must be below the confidence ({self.confidence})")
         if request.out.exists() and not request.out.is_dir():
-            raise ValueError(f"output folder {request.out} is a file; give a folder (or a new name) for --out")
+            raise SettingsError(f"output folder {request.out} is a file; give a folder (or a new name) for --out")
         self.tiling = request.tiling_params
-        settings = {"source": request.source if "://" in request.source else str(Path(request.source).resolve()),
+        settings = {"source": request.source,  # resolved once, when the request was built
                     "action": request.action, "confidence": str(self.confidence),
                     "review_from": str(request.review_from), "model_fingerprint": model_fingerprint(request.model)}
         if self.tiling.mode != "off":  # tiles change decisions: another tiling is another run
             settings["tiling"] = self.tiling.model_dump_json()
         self.run_dir = request.run_dir("|".join(settings.values()))
-        refuse_links_in_out(request.out, self.run_dir)
+        files.refuse_links_in_out(request.out, self.run_dir)
         self.stop = stop if stop is not None else StopRequest()
         self._held = contextlib.ExitStack()
         try:
@@ -222,7 +172,7 @@ class SortRun:
             self._commit(batch, tally, sheet)
             progress(len(batch))
         if failure:
-            raise _stopped(failure[0], self.run_dir) or failure[0]
+            raise stopping_error(failure[0], self.run_dir) or failure[0]
         self.stop.check(f"{sum(tally.counts.values())} pictures sorted this session")
         if reads:  # read, never scored: the scoring stream ended early; the same command sorts them
             tally.problems.append(f"{len(reads)} pictures were read but not scored (the scoring stream stopped "
@@ -327,7 +277,7 @@ class SortRun:
                     failed[entry.item_id] = str(error)
                     logger.error("%s: %s", entry.source, error)
                 except OSError as error:
-                    stop = _stopped(error, self.run_dir, entry.destination)
+                    stop = stopping_error(error, self.run_dir, entry.destination)
                     if stop:
                         raise stop from error
                     failed[entry.item_id] = f"{entry.action} failed: {error}"
@@ -343,54 +293,52 @@ class SortRun:
         try:
             write(*arguments)
         except sqlite3.Error as error:
-            raise (_stopped(error, self.run_dir) or error) from error
+            raise (stopping_error(error, self.run_dir) or error) from error
 
     def _offer(self, sheet: ContactSheet, entry: Entry, scored: Scored, read: _Read) -> None:
         """A contact-sheet thumbnail; a thumbnail that cannot be written costs the report, not the run."""
         try:
-            sheet.offer(entry, scored.image, lambda data=read.data: _picture_size(data))
+            sheet.offer(entry, scored.image, lambda data=read.data: picture_size(data))
         except OSError as error:
-            stop = _stopped(error, self.run_dir, str(sheet.thumbs_dir))
+            stop = stopping_error(error, self.run_dir, str(sheet.thumbs_dir))
             if stop:
                 raise stop from error
             logger.warning("thumbnail of %s not written: %s", entry.source, error)
 
     # ------------------------------------------------------------ ending
-    def finish(self, tally: Tally, seconds: float) -> dict:
+    def finish(self, tally: Tally, seconds: float) -> SortSummary:
         """Write summary.json and report.html for the run; returns the summary."""
         request = self.request
         counts = dict.fromkeys(DECISIONS, 0) | self.journal.counts()
         processed = sum(tally.counts.values())
         problems = self.problems + tally.problems
-        summary = {
-            "source": request.source, "action": request.action, "confidence": self.confidence,
-            "review_from": request.review_from, "model": str(request.model),
-            "counts": counts, "pictures": sum(counts.values()), "this_session": tally.counts,
-            "resumed_skipped": tally.skipped_done, "already_there": tally.already_there,
-            "copied_not_moved": tally.copied_not_moved,
-            # what the source walked past: counted by reason, and the folders it left out with why
-            "skipped": dict(self.source.skips.counts), "notes": list(self.source.skips.notes),
-            "action_failures": tally.action_failures, "problems": problems,
-            "unreadable_folders": list(getattr(self.source, "unreadable_folders", [])),
-            "complete": not problems and not tally.action_failures,
-            "seconds": round(seconds, 2), "pictures_per_second": round(processed / seconds, 2) if seconds else None,
-            "kept_dir": str(request.out / "keep"), "journal": str(self.journal.path),
-            "report": str(self.run_dir / REPORT_NAME), "errors": tally.errors[:200],
-            "tiling": self.tiling.model_dump(),
-            # pictures a tile decided (this session), and where ("x0,y0,x1,y1", fractions of width and height);
-            # the journal's box column has each of them
-            "found_in_tiles": tally.found_in_tiles, "found_in_tiles_sample": tally.found_sample,
-        }
+        summary = SortSummary(
+            source=request.source, action=request.action, confidence=self.confidence,
+            review_from=request.review_from, model=str(request.model), counts=counts, pictures=sum(counts.values()),
+            this_session=tally.counts, resumed_skipped=tally.skipped_done, already_there=tally.already_there,
+            copied_not_moved=tally.copied_not_moved, skipped=dict(self.source.skips.counts),
+            notes=list(self.source.skips.notes), action_failures=tally.action_failures, problems=problems,
+            unreadable_folders=list(getattr(self.source, "unreadable_folders", [])),
+            complete=not problems and not tally.action_failures, seconds=round(seconds, 2),
+            pictures_per_second=round(processed / seconds, 2) if seconds else None,
+            kept_dir=str(request.out / "keep"), journal=str(self.journal.path), report=str(self.run_dir / REPORT_NAME),
+            errors=tally.errors[:200], tiling=self.tiling, found_in_tiles=tally.found_in_tiles,
+            found_in_tiles_sample=tally.found_sample)
         try:
-            (self.run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
+            (self.run_dir / SUMMARY_NAME).write_text(summary.model_dump_json(indent=2))
             write_contact_sheet(self.run_dir / REPORT_NAME, summary, self.sheet)
         except OSError as error:
-            raise (_stopped(error, self.run_dir, str(self.run_dir)) or error) from error
+            raise (stopping_error(error, self.run_dir, str(self.run_dir)) or error) from error
         return summary
+
+    def finish_chunks(self, tallies: list[Tally], seconds: float) -> SortSummary:
+        """`finish` for a run done in chunks (the Prefect flow): their tallies and sheet samples pooled."""
+        self.sheet.merge([tally.samples for tally in tallies])
+        return self.finish(Tally.merged(tallies), seconds)
 
 
 def sort_source(request: SortRequest, progress: Callable[[int], None] = lambda n: None,
-                stop: StopRequest | None = None) -> dict:
+                stop: StopRequest | None = None) -> SortSummary:
     """Sort a whole source in this process (the CLI path). Resumes the run if it was interrupted.
 
     Raises:
@@ -403,30 +351,15 @@ def sort_source(request: SortRequest, progress: Callable[[int], None] = lambda n
         return run.finish(tally, time.perf_counter() - start)
 
 
-OUT_FOLDERS = ("keep", "review", "runs")
-
-
-def refuse_links_in_out(out: Path, run_dir: Path) -> None:
-    """Before any work: the folders a sort writes into are folders, not links (a link could lead outside OUT).
-
-    Raises:
-        UserError: naming the link.
-    """
-    for folder in (*(out / name for name in OUT_FOLDERS), run_dir, run_dir / "trash", run_dir / "thumbs"):
-        if folder.is_symlink():
-            raise UserError(f"{folder} is a link (to {os.readlink(folder)}); a sort never writes through links. "
-                            f"Make it a folder, or give another --out")
-
-
 def _check_same_settings(run_dir: Path, recorded: dict[str, str], settings: dict[str, str]) -> None:
     """Refuse to resume a run (a name given with --run) under settings other than its own.
 
     Raises:
-        ValueError: names each setting that differs, with both values.
+        SettingsError: names each setting that differs, with both values.
     """
     changed = [f"{key} {recorded[key]} (this sort: {value})" for key, value in settings.items()
                if key in recorded and recorded[key] != value]
     if changed:
-        raise ValueError(f"run {run_dir.name} was made with {', '.join(changed)}; resuming it would mix "
+        raise SettingsError(f"run {run_dir.name} was made with {', '.join(changed)}; resuming it would mix "
                          f"decisions. Give another --run name (or none: a new run is named for these settings), "
                          f"or the run's own settings to finish it")

@@ -1,4 +1,6 @@
-"""Ctrl-C and SIGTERM stop a sort or an undo at the next file-operation boundary, never in the middle.
+"""Why a sort stops before its end: a signal (Ctrl-C, SIGTERM) or a disk that cannot take more.
+
+Ctrl-C and SIGTERM stop a sort or an undo at the next file-operation boundary, never in the middle.
 
     with stop_on_signals() as stop:         # the command line, around one sort or undo
         sort_source(request, stop=stop)     # raises Interrupted once a signal arrived and the journal is consistent
@@ -13,8 +15,12 @@ resumes.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import signal
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -72,3 +78,25 @@ def stop_on_signals() -> Iterator[StopRequest]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+class SortStopped(Exception):
+    """The run had to stop (a full or read-only disk under OUT, a journal that cannot be written).
+    What was done is journaled: the same command finishes the run, `mona undo` rolls it back."""
+
+
+STOPPING_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}  # no later picture would fare better
+
+
+def stopping_error(error: BaseException, run_dir: Path, where: str = "") -> SortStopped | None:
+    """The SortStopped for an error that must stop the whole run, or None for one that concerns one picture."""
+    if isinstance(error, sqlite3.Error):
+        full = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(error)
+        reason = f"{os.strerror(errno.ENOSPC) if full else error} (the journal in {run_dir})"
+    elif isinstance(error, OSError) and error.errno in STOPPING_ERRORS:
+        reason = f"{error.strerror or os.strerror(error.errno)}{f' while writing {where}' if where else ''}"
+    else:
+        return None
+    return SortStopped(f"{reason}: the sort stopped. What was done is in the journal; free some space (or make "
+                       f"the output writable) and run the same command again to finish, or `mona undo {run_dir}` "
+                       f"to roll it back")

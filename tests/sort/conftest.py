@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import traceback
 import zipfile
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from mona_pipeline.sort import SortRequest
 from mona_pipeline.sort.journal import Journal
 from tests.conftest import colour_picture, make_colour_model, picture_bytes, tiny_params, write_params
-from tests.sort.harness import Outcome, make_pictures, run_child, sort_arguments
+from tests.sort.harness import Outcome, files_under, make_pictures, run_child, sort_arguments
 
 RED, PINK, BLUE = (220, 20, 20), (140, 100, 120), (20, 20, 220)  # keep, review (with R = 0.5), drop
 
@@ -22,9 +23,8 @@ def file_hash(data: bytes) -> str:
 
 
 def tree(root: Path) -> dict[str, str]:
-    """relative path -> SHA-256 of every regular file under root."""
-    return {p.relative_to(root).as_posix(): file_hash(p.read_bytes()) for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.is_symlink()}
+    """relative path -> SHA-256 of every regular file under root (`harness.files_under`, names as text)."""
+    return {os.fsdecode(path): digest for path, digest in sorted(files_under(root).items())}
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def sort_request(source, out, model, **overrides) -> SortRequest:
 
 
 def journal_entries(summary) -> dict:
-    with Journal(Path(summary["journal"])) as journal:
+    with Journal(Path(summary.journal)) as journal:
         return {e.name: e for e in journal.entries()}
 
 

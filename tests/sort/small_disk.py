@@ -18,24 +18,19 @@ about the folder (exit codes, output, the census) is written to RESULT.json.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repository's tests package
+from tests.sort.harness import files_under  # noqa: E402
+
 
 def census(folder: Path) -> dict[str, str]:
-    found = {}
-    for directory, _, files in os.walk(os.fsencode(folder)):
-        for name in files:
-            path = os.path.join(directory, name)
-            if os.path.isfile(path) and not os.path.islink(path):
-                with open(path, "rb") as handle:
-                    found[os.fsdecode(os.path.relpath(path, os.fsencode(folder)))] = hashlib.sha256(
-                        handle.read()).hexdigest()
-    return found
+    """relative path -> SHA-256 of every file in the folder (the harness's census, names as text)."""
+    return {os.fsdecode(path): digest for path, digest in files_under(folder).items()}
 
 
 def mount(folder: Path, size: str, read_only: bool = False) -> None:

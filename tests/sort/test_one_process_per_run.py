@@ -125,7 +125,7 @@ def test_a_flow_run_holds_its_run_against_the_command_line(tmp_path, params_file
     originals = make_pictures(source, 24)
     flow = start_child(params_file, source, "--out", out, "--model", model, "--action", "move", "--confidence", "0",
                        "--batch-size", "8", "--tiling", "off", "--run", "nightly",
-                       environment={**slowed(source, 0.2), "MONA_ENTRY": "flows.sort", "PREFECT_HOME":
+                       environment={**slowed(source, 0.6), "MONA_ENTRY": "flows.sort", "PREFECT_HOME":
                                     str(tmp_path / "prefect-home")})
     wait_for(lambda: (out / "keep").is_dir() and any((out / "keep").iterdir()), timeout=180)
     cli = run_child(params_file, *move_sort(source, out, model, "--run", "nightly"))

@@ -23,8 +23,8 @@ def test_move_then_undo_restores_every_file_byte_for_byte(inbox, tmp_path, colou
     moved = {**{f"keep/{k}": v for k, v in kept.items()},
              **{f"review/{k}": v for k, v in tree(tmp_path / "out" / "review").items()}}
     assert sorted(set(moved.values()) | set(tree(inbox).values())) == sorted(set(before.values()))
-    result = undo_run(Path(summary["journal"]).parent)
-    assert result["problems"] == [] and result["restored"] == 5
+    result = undo_run(Path(summary.journal).parent)
+    assert result.problems == [] and result.restored == 5
     assert tree(inbox) == before
     assert tree(tmp_path / "out" / "keep") == {}
 
@@ -32,7 +32,7 @@ def test_move_then_undo_restores_every_file_byte_for_byte(inbox, tmp_path, colou
 def test_delete_moves_drops_to_trash_and_only_purge_removes_them(inbox, tmp_path, colour_model):
     before = tree(inbox)
     summary = sort_source(sort_request(inbox, tmp_path / "out", colour_model, action="delete"))
-    run_dir = Path(summary["journal"]).parent
+    run_dir = Path(summary.journal).parent
     assert sorted(tree(run_dir / "trash")) == ["a/pink.png", "blue.webp", "deep/er/blue.gif"]
     assert (inbox / "a" / "red.jpg").exists() and not (inbox / "blue.webp").exists()
     assert (inbox / "empty.jpg").exists()  # unreadable pictures are never deleted
@@ -95,5 +95,5 @@ def test_killed_move_run_resumes_and_accounts_for_every_picture_once(tmp_path, c
     assert sorted(list(moved.values()) + list(left.values())) == sorted(before.values())
     assert not list(out.rglob("*.partial"))
     result = undo_run(out / "runs" / "killed")
-    assert result["problems"] == [] and result["restored"] == 240
+    assert result.problems == [] and result.restored == 240
     assert tree(inbox) == before

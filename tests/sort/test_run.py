@@ -24,15 +24,15 @@ def test_copy_keeps_relative_paths_and_records_every_picture(inbox, tmp_path, co
     assert "not a picture" in reasons["garbage.png"]
     assert reasons["truncated.jpg"]  # TF refused it, Pillow too: recorded, not fatal
     assert all(entries[n].decision == "unreadable" for n in reasons)
-    assert summary["counts"] == {"keep": 4, "review": 0, "drop": 3, "unreadable": 4}
-    report = Path(summary["report"]).read_text()
+    assert summary.counts == {"keep": 4, "review": 0, "drop": 3, "unreadable": 4}
+    report = Path(summary.report).read_text()
     assert "a/red.jpg" in report and "zero-byte" in report
 
 
 def test_review_band_sends_middle_scores_to_review(inbox, tmp_path, colour_model):
     summary = sort_source(sort_request(inbox, tmp_path / "out", colour_model, review_from=0.5))
     assert sorted(tree(tmp_path / "out" / "review")) == ["a/pink.png"]
-    assert summary["counts"]["review"] == 1
+    assert summary.counts["review"] == 1
 
 
 def test_review_band_above_confidence_is_refused(inbox, tmp_path, colour_model):
@@ -58,11 +58,11 @@ def test_an_output_folder_inside_the_source_is_never_sorted_again(inbox, tmp_pat
 
 def test_none_only_reports(inbox, tmp_path, colour_model):
     summary = sort_source(sort_request(inbox, tmp_path / "out", colour_model, action="none"))
-    assert summary["counts"]["keep"] == 4
+    assert summary.counts["keep"] == 4
     assert not (tmp_path / "out" / "keep").exists()
 
 
-def test_cli_sort_and_undo_print_where_things_are(inbox, tmp_path, colour_model, monkeypatch, caplog):
+def test_cli_sort_and_undo_print_where_things_are(inbox, tmp_path, colour_model, monkeypatch, caplog, capsys):
     from mona_pipeline.cli import main
 
     out = tmp_path / "out"
@@ -71,7 +71,11 @@ def test_cli_sort_and_undo_print_where_things_are(inbox, tmp_path, colour_model,
                  "--run", "cli"])
     assert f"no params.yaml in {tmp_path}: the built-in defaults apply" in caplog.text
     assert code == 0
+    printed = capsys.readouterr().out
+    assert f"kept: {out / 'keep'}" in printed and f"report: {out / 'runs' / 'cli' / 'report.html'}" in printed
+    assert f"journal: {out / 'runs' / 'cli' / 'journal.sqlite'}" in printed
     assert main(["undo", str(out / "runs" / "cli")]) == 0
+    assert "restored 4 pictures" in capsys.readouterr().out
     assert main(["purge", str(out / "runs" / "cli")]) == 2  # needs --yes
     assert main(["sort", str(tmp_path / "missing"), "--out", str(out), "--model", str(colour_model)]) == 2
 

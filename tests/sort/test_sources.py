@@ -9,7 +9,8 @@ import zipfile
 import pytest
 
 from mona_pipeline.sort import sort_source
-from mona_pipeline.sort.sources import SourceError, open_source, safe_relative
+from mona_pipeline.sort.reading import SourceError, safe_relative
+from mona_pipeline.sort.sources import open_source
 from tests.conftest import colour_picture, picture_bytes
 from tests.sort.conftest import BLUE, RED, file_hash, hostile_zip, journal_entries, sort_request, tree
 
@@ -25,7 +26,7 @@ def test_zip_members_never_escape_the_output_and_the_archive_is_unchanged(tmp_pa
     assert any(name.startswith("dir/same~") for name in written)  # the second same-named member kept apart
     assert all(p.resolve().is_relative_to(out.resolve()) for p in out.rglob("*"))
     assert not (tmp_path / "escape.jpg").exists() and not (tmp_path / "deep" / "escape.jpg").exists()
-    assert summary["counts"] == {"keep": 5, "review": 0, "drop": 1, "unreadable": 1}
+    assert summary.counts == {"keep": 5, "review": 0, "drop": 1, "unreadable": 1}
 
 
 def test_move_from_an_archive_is_refused(tmp_path, colour_model):
@@ -49,7 +50,7 @@ def test_tar_archives_are_read_in_place(tmp_path, colour_model, mode, suffix):
         handle.addfile(link)  # a symlink member is never followed or written
     summary = sort_source(sort_request(archive, tmp_path / "out", colour_model))
     assert sorted(tree(tmp_path / "out" / "keep")) == ["x/red.jpg"]
-    assert summary["counts"] == {"keep": 1, "review": 0, "drop": 1, "unreadable": 1}
+    assert summary.counts == {"keep": 1, "review": 0, "drop": 1, "unreadable": 1}
 
 
 def test_damaged_archives_are_reported_not_fatal(tmp_path, colour_model):
@@ -62,8 +63,8 @@ def test_damaged_archives_are_reported_not_fatal(tmp_path, colour_model):
             handle.addfile(info, io.BytesIO(data))
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])  # cut off the end
     summary = sort_source(sort_request(archive, tmp_path / "out", colour_model))
-    assert summary["counts"]["unreadable"] >= 1 and summary["pictures"] >= 2
-    assert any("damaged" in error for _, error in summary["errors"])
+    assert summary.counts["unreadable"] >= 1 and summary.pictures >= 2
+    assert any("damaged" in error for _, error in summary.errors)
     crc = tmp_path / "crc.zip"
     with zipfile.ZipFile(crc, "w") as handle:
         handle.writestr("good.png", colour_picture(RED, "PNG"))

@@ -6,7 +6,7 @@ import pytest
 
 from flows.sort import sort_flow
 from tests.conftest import colour_picture
-from tests.test_flows import _artifact_data
+from tests.flows.test_flows import _artifact_data
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_sort_flow_on_threads_publishes_progress_counts_and_summary(pile, tmp_pa
     overrides = {"model": colour_model, "chunk_size": 7, "batch_size": 4, "run": "threads-test"}
     state = sort_flow(str(pile), tmp_path / "out", overrides, tmp_path / "no-params.yaml", return_state=True)
     summary = state.result()
-    assert summary["counts"] == {"keep": 10, "review": 0, "drop": 20, "unreadable": 1}
+    assert summary.counts == {"keep": 10, "review": 0, "drop": 20, "unreadable": 1}
     assert len(list((tmp_path / "out" / "keep").iterdir())) == 10
     flow_run = _flow_run(state)
     assert flow_run.name == f"sort threads-test of {pile}"
@@ -49,7 +49,7 @@ def test_sort_flow_on_threads_publishes_progress_counts_and_summary(pile, tmp_pa
     assert names == [f"chunk {n}/5 (7 pictures)" for n in range(1, 5)] + ["chunk 5/5 (3 pictures)"]
     # A second run of the same request finds everything done and changes nothing.
     again = sort_flow(str(pile), tmp_path / "out", overrides, tmp_path / "no-params.yaml")
-    assert again["resumed_skipped"] == 31 and again["counts"] == summary["counts"]
+    assert again.resumed_skipped == 31 and again.counts == summary.counts
 
 
 def _task_runs(flow_run_id):
@@ -98,7 +98,7 @@ def test_a_nightly_inbox_is_made_on_its_first_run(tmp_path, colour_model, prefec
     monkeypatch.chdir(tmp_path)
     summary = sort_flow("inbox", tmp_path / "out", {"model": colour_model, "action": "move"},
                         tmp_path / "no-params.yaml", create_source=True)
-    assert (tmp_path / "inbox").is_dir() and summary["pictures"] == 0 and summary["complete"]
+    assert (tmp_path / "inbox").is_dir() and summary.pictures == 0 and summary.complete
     # Only inside a folder that exists: a typo further up is refused, not made.
     state = sort_flow("typo/inbox", tmp_path / "out", {"model": colour_model}, tmp_path / "no-params.yaml",
                       create_source=True, return_state=True)
@@ -123,11 +123,11 @@ def test_sort_flow_on_a_dask_local_cluster(pile, tmp_path, colour_model, prefect
     overrides = {"model": colour_model, "chunk_size": 8, "action": "move", "batch_size": 4}
     summary = sort_flow.with_options(task_runner=runner)(str(pile), tmp_path / "out", overrides,
                                                          tmp_path / "no-params.yaml")
-    assert summary["counts"] == {"keep": 10, "review": 0, "drop": 20, "unreadable": 1}
+    assert summary.counts == {"keep": 10, "review": 0, "drop": 20, "unreadable": 1}
     assert len(list((tmp_path / "out" / "keep").iterdir())) == 10
     assert len(list(pile.iterdir())) == 21  # the 20 dropped and the unreadable one stay
     # Chunks on worker processes are counted as they come back.
-    assert float(_artifact_data(f"sort-{summary['report'].split('/')[-2]}-progress")) == pytest.approx(100.0)
+    assert float(_artifact_data(f"sort-{summary.report.split('/')[-2]}-progress")) == pytest.approx(100.0)
 
 
 def test_the_run_form_has_a_plain_described_box_per_setting_and_sends_no_nulls():
@@ -153,7 +153,25 @@ def test_the_sort_artifact_shows_where_a_tile_found_the_character(tmp_path, colo
     (inbox / "grey.png").write_bytes(scene(square=(0, 0, 1)))
     summary = sort_flow(str(inbox), tmp_path / "out", {"model": colour_model, "run": "tiles-test"},
                         tmp_path / "no-params.yaml")
-    assert summary["counts"]["keep"] == 1 and summary["found_in_tiles"] == 1
+    assert summary.counts["keep"] == 1 and summary.found_in_tiles == 1
     markdown = _artifact_data("sort-tiles-test-summary")
-    box = summary["found_in_tiles_sample"][0]["box"]
+    box = summary.found_in_tiles_sample[0]["box"]
     assert "tiling `auto`: 1 kept or review pictures found in a tile" in markdown and f"(tile {box})" in markdown
+
+
+def test_the_model_cache_follows_the_models_content_not_its_path(tmp_path):
+    """A long-lived worker keeps a loaded model per folder; after `dvc repro` retrains it, the next chunk must
+    score with the new one."""
+    import shutil
+
+    from flows.sort import _scorer
+    from tests.conftest import make_colour_model
+
+    folder = make_colour_model(tmp_path / "models" / "target", threshold=0.9)
+    first = _scorer(folder)
+    assert _scorer(folder) is first  # loaded once
+    retrained = make_colour_model(tmp_path / "retrained" / "target", threshold=0.6)
+    shutil.rmtree(folder)
+    shutil.copytree(retrained, folder)  # the same path, other content
+    second = _scorer(folder)
+    assert second is not first and second.trained.metadata.threshold == 0.6

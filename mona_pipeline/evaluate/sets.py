@@ -1,0 +1,143 @@
+"""The labelled sets an evaluation scores, and one model's scores on a set (whole pictures and tiles apart).
+
+    labelled = read_labelled_folder(Path("data/test"))        # labels.csv: path, target[, kind, part, ...]
+    set_scores = score_set(scorer, labelled, 64, 64_000_000, params.tiling)
+    scores = set_scores.pooled(params.tiling, threshold)      # what a sort with that tiling would score
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mona_pipeline.config import Params, TilingParams
+from mona_pipeline.errors import UserError
+from mona_pipeline.inference import Scorer, box_text, read_files, score_stream
+from mona_pipeline.ingest import read_manifest
+from mona_pipeline.preprocess import decode_for_model, prepare
+
+logger = logging.getLogger(__name__)
+
+SIZE_CLASSES = (("small", 0.0, 0.25), ("medium", 0.25, 0.5), ("large", 0.5, float("inf")))  # by target height
+
+
+@dataclass
+class LabelledSet:
+    """Pictures with the truth: paths, shows-the-target, and kind (target | lookalike | other | none)."""
+
+    name: str
+    paths: list[Path]
+    truth: np.ndarray
+    kinds: list[str]
+    parts: list[str] | None = None  # which part of the test archive (in_distribution, or what is held out)
+    target_heights: list[float | None] | None = None  # the target's height / the picture's, where it shows
+
+
+def size_class(height: float | None) -> str | None:
+    """small (< 25% of the picture height), medium (< 50%) or large; None when the height is unknown."""
+    if height is None:
+        return None
+    return next(name for name, low, high in SIZE_CLASSES if low <= height < high)
+
+
+class LabelsError(UserError, ValueError):
+    """labels.csv is missing or lacks its columns; the message says which."""
+
+
+def read_labelled_folder(folder: Path, name: str = "test") -> LabelledSet:
+    """A folder with labels.csv (columns path, target [0/1], optional kind, part, target_height).
+
+    Raises:
+        LabelsError: no labels.csv, or it lacks the columns path and target.
+    """
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        raise LabelsError(f"no labels.csv in {folder} (columns: path,target[,kind])")
+    with open(labels, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "path" not in rows[0] or "target" not in rows[0]:
+        raise LabelsError(f"{labels} needs the columns path and target (0 or 1)")
+    truth = np.array([row["target"].strip() in ("1", "true", "True", "yes") for row in rows])
+    kinds = [row.get("kind") or ("target" if t else "other") for row, t in zip(rows, truth)]
+    parts = [row.get("part") or "in_distribution" for row in rows]
+    heights = [float(row["target_height"]) if (row.get("target_height") or "").strip() else None for row in rows]
+    return LabelledSet(name, [folder / row["path"] for row in rows], truth, kinds, parts, heights)
+
+
+def validation_set(params: Params) -> LabelledSet:
+    """The stage-3 validation split; a non-target picture is a look-alike when stage 2 calls it one."""
+    rows = [r for r in read_manifest(params.data.manifest_dir).to_pylist()
+            if r["split"] == "validation" and r["label_target"] >= 0]
+    truth = np.array([r["label_target"] == 0 for r in rows])
+    kinds = ["target" if t else "lookalike" if r["label_lookalike"] == 0 else "other" for r, t in zip(rows, truth)]
+    return LabelledSet("validation", [params.data.raw_dir / r["path"] for r in rows], truth, kinds)
+
+
+@dataclass
+class SetScores:
+    """One model's scores on a set, whole pictures and tiles apart (NaN: unreadable, or no tiles)."""
+
+    whole: np.ndarray
+    tiles: np.ndarray  # the best tile's score of every picture the tiling grid covers
+    boxes: list[str | None]  # where that best tile is (`inference.box_text`)
+    pictures_per_second: float
+
+    def decided(self, tiling: TilingParams, threshold: float) -> np.ndarray:
+        """Per picture: whether its best tile decides it under `tiling` at `threshold` (`tile_decides`)."""
+        return np.array([not np.isnan(tile) and tiling.tile_decides(whole, tile, threshold)
+                         for whole, tile in zip(self.whole, self.tiles)], bool)
+
+    def pooled(self, tiling: TilingParams, threshold: float) -> np.ndarray:
+        """The scores `score_stream` gives with `tiling` at the decision threshold: the best tile's where it
+        decides, else the whole picture's."""
+        return np.where(self.decided(tiling, threshold), self.tiles, self.whole)
+
+    def boxes_used(self, tiling: TilingParams, threshold: float) -> list[str | None]:
+        """The tile box of each picture a tile decided (None where the whole picture's score stands)."""
+        return [box if decided else None for box, decided in zip(self.boxes, self.decided(tiling, threshold))]
+
+    def tiled_share(self, tiling: TilingParams, threshold: float) -> float:
+        """Share of the readable pictures whose tiles `tiling` scores."""
+        readable = ~np.isnan(self.whole)
+        if tiling.mode == "off" or not readable.any():
+            return 0.0
+        looked = sum(not np.isnan(t) and tiling.needs_tiles(w, threshold)
+                     for w, t in zip(self.whole[readable], self.tiles[readable]))
+        return looked / int(readable.sum())
+
+
+def score_set(scorer: Scorer, labelled: LabelledSet, batch_size: int, max_pixels: int,
+              tiling: TilingParams) -> SetScores:
+    """Every picture's whole score and, with `tiling`'s grid, its best tile (all tiles of every picture
+    scored, so any mode's scores follow: `SetScores.pooled`), and the pictures/s of that pass."""
+    keys = [str(p) for p in labelled.paths]
+    always = tiling.model_copy(update={"mode": "always"}) if tiling.mode != "off" else tiling
+    start = time.perf_counter()
+    # decisive 0: every picture's best tile is kept with its box; `SetScores.pooled` applies the threshold
+    scored = {r.key: r for r in score_stream(scorer, read_files(labelled.paths), batch_size, max_pixels,
+                                             tiling=always, decisive=0.0)}
+    seconds = time.perf_counter() - start
+    for key in keys:
+        if scored[key].error:
+            logger.warning("%s could not be scored: %s", key, scored[key].error)
+    whole = np.array([scored[k].whole_score if scored[k].score is not None else np.nan for k in keys], float)
+    tiles = np.array([scored[k].tile_score if scored[k].tile_score is not None else np.nan for k in keys], float)
+    return SetScores(whole, tiles, [box_text(scored[k].box) for k in keys], len(keys) / seconds)
+
+
+def time_one_by_one(scorer: Scorer, paths: list[Path], max_pixels: int) -> list[float]:
+    """Seconds per picture the paper's way: read, decode, resize and predict one picture at a time."""
+    seconds = []
+    for index, path in enumerate(paths):
+        start = time.perf_counter()
+        data = prepare(path.read_bytes(), path.name, scorer.image_size, max_pixels)
+        image = decode_for_model(data, scorer.image_size)
+        float(scorer(image[None])[0])
+        if index:  # the first call traces the graph: not a picture's time
+            seconds.append(time.perf_counter() - start)
+    return seconds
