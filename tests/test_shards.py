@@ -94,3 +94,40 @@ def test_shard_count_plan():
     assert shards.plan_shard_count(10, 5_000, 100) == 1
     assert shards.plan_shard_count(1000, 5_000, 100) == 4  # small set: a few shards for parallel reads
     assert shards.plan_shard_count(100_000, 200_000, 100) == 200  # ~100 MB each
+
+
+def test_tile_negatives_are_tiles_of_negative_training_pictures_labelled_for_the_target_stage_only(demo_project,
+                                                                                                tmp_path):
+    """shards.tile_negatives: each training picture of the target stage's negative class gives that many of
+    its tiles, cut as a sort's tiling cuts them; positives and the validation split give none."""
+    from mona_pipeline.preprocess import tile_grid
+
+    root, params = demo_project
+    tiled = params.shards.model_copy(update={"dir": tmp_path / "shards", "tile_negatives": 2})
+    tiling = params.tiling.model_copy(update={"min_tile_side": 16})  # the tiny demo's pictures are 64-96 pixels
+    index = shards.write_shards(params.data, tiled, params.stages, tiling)
+    manifest = read_manifest(params.data.manifest_dir).to_pylist()
+    negatives = [r for r in manifest if r["split"] == "train" and r["label_target"] == 1]
+    assert index["tiles"] == {"train": 2 * len(negatives), "validation": 0}
+    records = _records(tiled.dir, "train")
+    tiles = [e for e in records if "#tile" in e["path"].numpy().decode()]
+    assert len(tiles) == 2 * len(negatives) and len(records) == len(tiles) + sum(r["split"] == "train" for r in manifest)
+    assert {(int(e["label_gender"]), int(e["label_lookalike"]), int(e["label_target"])) for e in tiles} == {(-1, -1, 1)}
+    assert index["counts"]["train"]["target"]["others"] == 3 * len(negatives)  # class weights see the tiles
+    # A tile is a crop of its picture at one of the sort's scales, squashed like a whole picture.
+    example = tiles[0]
+    source_path = params.data.raw_dir / example["path"].numpy().decode().split("#tile")[0]
+    picture = Image.open(source_path).convert("RGB")
+    boxes = tile_grid(picture.width, picture.height, tiling)
+    assert boxes
+    size = tiled.image_size
+    stored = tf.io.decode_jpeg(example["image"]).numpy().astype(int)
+    crops = [np.asarray(picture.crop((round(x0 * picture.width), round(y0 * picture.height),
+                                      round(x1 * picture.width), round(y1 * picture.height)))
+                        .resize((size, size), Image.BILINEAR)).astype(int) for x0, y0, x1, y1 in boxes]
+    assert min(np.abs(stored - crop).mean() for crop in crops) < 12
+    # The same tiles every time: the draw comes from the picture's hash.
+    again = shards.write_shards(params.data, tiled.model_copy(update={"dir": tmp_path / "again"}), params.stages,
+                                tiling)
+    assert [e["file"] for e in again["shards"]] == [e["file"] for e in index["shards"]]
+    assert [r["image"].numpy() for r in _records(tmp_path / "again", "train")] == [r["image"].numpy() for r in records]

@@ -187,3 +187,18 @@ def test_a_stage_trains_with_weighted_lookalikes(demo_project, tmp_path, monkeyp
     assert weighted.epochs == unweighted.epochs == 1 and np.isfinite(weighted.history["loss"][0])
     # Same seed, same batches: only the look-alikes' weight differs, and so does the loss it trained on.
     assert weighted.history["loss"][0] != pytest.approx(unweighted.history["loss"][0], rel=1e-3)
+
+
+def test_the_validation_threshold_rule_stores_the_cut_that_reaches_the_precision(demo_project):
+    """stages.target.threshold_rule: validation makes P a precision: the stored threshold is the lowest
+    calibrated score at which the validation split's precision reaches it."""
+    _, params = demo_project
+    fixed = params.stages.target
+    rule = fixed.model_copy(update={"threshold_rule": "validation", "threshold": 0.9})
+    truth = np.array([True, True, True, False, True, False, False])
+    scores = np.array([0.99, 0.97, 0.93, 0.92, 0.80, 0.60, 0.10])
+    assert train.decision_threshold(fixed, truth, scores) == fixed.threshold
+    # At 0.93 three of three are the target; at 0.80, four of five (0.8 < 0.9): the cut is 0.93.
+    assert train.decision_threshold(rule, truth, scores) == 0.93
+    unreachable = rule.model_copy(update={"threshold": 0.999})
+    assert train.decision_threshold(unreachable, np.array([False, True]), np.array([0.99, 0.5])) == 0.999
