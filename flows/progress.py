@@ -21,8 +21,9 @@ class LiveProgress:
     workers (other processes) cannot reach this object and are counted when they return.
     """
 
-    def __init__(self, artifact_id: uuid.UUID, total: int):
-        self.artifact_id, self.total = artifact_id, max(1, total)
+    def __init__(self, artifact_id: uuid.UUID, total: int | None):
+        """`total` None: not known until the end (a tar read in one pass); the artifact stays at 0 until then."""
+        self.artifact_id, self.total = artifact_id, max(1, total) if total is not None else None
         self.done, self.shown_at, self.counted_batches = 0, 0.0, False
         self.lock = threading.Lock()
 
@@ -37,7 +38,7 @@ class LiveProgress:
     def _advance(self, pictures: int) -> None:
         with self.lock:
             self.done += pictures
-            if time.monotonic() - self.shown_at < 1.0 and self.done < self.total:
+            if self.total is None or time.monotonic() - self.shown_at < 1.0 and self.done < self.total:
                 return
             self.shown_at = time.monotonic()
             update_progress_artifact(self.artifact_id, min(100.0, 100.0 * self.done / self.total))
@@ -49,7 +50,7 @@ _LIVE_PROGRESS: dict[uuid.UUID, LiveProgress] = {}  # this process's running sor
 # The registry is reached only through these functions, never named by a flow's or a task's code, so that
 # nothing pickled for a Dask worker carries it (or its locks) along.
 @contextlib.contextmanager
-def tracked_progress(artifact_id: uuid.UUID, total: int) -> Iterator[LiveProgress]:
+def tracked_progress(artifact_id: uuid.UUID, total: int | None) -> Iterator[LiveProgress]:
     progress = _LIVE_PROGRESS[artifact_id] = LiveProgress(artifact_id, total)
     try:
         yield progress

@@ -87,19 +87,22 @@ def recover_run(request: SortRequest) -> int:
 
 
 @task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, tags=["sort-chunk"])
-def sort_chunk(request: SortRequest, item_ids: list[str], progress_id: uuid.UUID | None = None,
+def sort_chunk(request: SortRequest, item_ids: list[str] | None, progress_id: uuid.UUID | None = None,
                label: str = "chunk") -> Tally:
     """Score, decide and act on one chunk; journaled, so a retry redoes nothing already done.
 
     Args:
+        item_ids: the chunk's items; None: the whole source in one pass (a tar, which reads only in order).
         label: the chunk's name in logs (`chunk 3/12`).
     """
     logger = get_run_logger()
-    logger.info("%s: %d pictures, from %s", label, len(item_ids), item_ids[0])
+    if item_ids is not None:
+        logger.info("%s: %d pictures, from %s", label, len(item_ids), item_ids[0])
     live = live_progress(progress_id)
     with open_run(request, hold=False) as run:  # under the lock of the flow that submitted the chunk
-        tally = run.process(run.source.items_for(item_ids), progress=live.batch_done if live else lambda n: None,
-                            sheet=run.sheet.for_chunk(item_ids[0]))
+        items = run.source.items() if item_ids is None else run.source.items_for(item_ids)
+        tally = run.process(items, progress=live.batch_done if live else lambda n: None,
+                            sheet=run.sheet.for_chunk(item_ids[0] if item_ids else request.source))
     logger.info("%s done: %s; %d already done, %d file operations failed", label,
                 ", ".join(f"{count} {decision}" for decision, count in tally.counts.items()), tally.skipped_done,
                 tally.action_failures)
@@ -111,25 +114,41 @@ def chunked(ids: Iterator[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
+def plan_chunks(source, size: int) -> tuple[Iterator[list[str] | None], int | None, int]:
+    """The chunks to submit, lazily, and how many pictures and chunks there are.
+
+    A source read only in order (a tar, compressed or not) is one chunk, None (its whole stream): it is read
+    once, however large. Any other source is walked twice, once to count and once as its chunks are
+    submitted, so no list of every id is ever held (a folder of millions costs the flow a chunk's worth).
+    Returns:
+        (chunks, pictures or None when not known before the end, chunks)
+    """
+    if source.streamed:
+        return iter([None]), None, 1
+    pictures = sum(1 for _ in source.ids())
+    return chunked(source.ids(), size), pictures, max(1, -(-pictures // size))
+
+
 def chunk_label(number: int, total: int) -> str:
     """`chunk 3/12`: a chunk's name in task-run names and logs."""
     return f"chunk {number}/{total}"
 
 
-def submit_chunks(request: SortRequest, item_ids: list[str], progress: LiveProgress) -> list[Tally]:
-    """Submit the chunks with at most IN_FLIGHT outstanding (memory does not grow with the archive).
-    Each chunk's task run is named `chunk 3/12 (2048 pictures)`."""
+def submit_chunks(request: SortRequest, chunks: Iterator[list[str] | None], total: int,
+                  progress: LiveProgress) -> list[Tally]:
+    """Submit the chunks as they come, with at most IN_FLIGHT outstanding (memory does not grow with the
+    archive). Each chunk's task run is named `chunk 3/12 (2048 pictures)`."""
     tallies, running = [], []
-    total = -(-len(item_ids) // request.chunk_size)
 
     def collect(future, size: int) -> None:
         tallies.append(future.result())
         progress.chunk_done(size)
 
-    for number, chunk in enumerate(chunked(iter(item_ids), request.chunk_size), start=1):
+    for number, chunk in enumerate(chunks, start=1):
         label = chunk_label(number, total)
-        named = sort_chunk.with_options(task_run_name=f"{label} ({len(chunk)} pictures)")
-        running.append((named.submit(request, chunk, progress.artifact_id, label), len(chunk)))
+        size = len(chunk) if chunk is not None else 0
+        named = sort_chunk.with_options(task_run_name=f"{label} ({size or 'all'} pictures)")
+        running.append((named.submit(request, chunk, progress.artifact_id, label), size))
         if len(running) >= IN_FLIGHT:
             collect(*running.pop(0))
     sizes = {id(future): size for future, size in running}
@@ -209,14 +228,15 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides()
                      f"target:{run.scorer.trained.metadata.target or 'model'}",
                      name=f"sort {run.run_dir.name} of {request.source}")
         recover_run(request)
-        item_ids = list(run.source.ids())  # one walk of the source: chunks and the progress total
+        chunks, pictures, total = plan_chunks(run.source, request.chunk_size)
         key = run_artifact_key(run.run_dir.name)
-        logger.info("sorting %d pictures from %s into %s (run %s, action %s, chunks of %d)", len(item_ids),
-                    request.source, request.out, run.run_dir.name, request.action, request.chunk_size)
+        counted = f"{pictures} pictures" if pictures is not None else "the pictures (read in one pass)"
+        logger.info("sorting %s from %s into %s (run %s, action %s, %d chunks)", counted, request.source,
+                    request.out, run.run_dir.name, request.action, total)
         progress_id = create_progress_artifact(progress=0.0, key=f"{key}-progress",
-                                               description=f"sorting {len(item_ids)} pictures from {request.source}")
-        with tracked_progress(progress_id, len(item_ids)) as progress:
-            tallies = submit_chunks(request, item_ids, progress)
+                                               description=f"sorting {counted} from {request.source}")
+        with tracked_progress(progress_id, pictures) as progress:
+            tallies = submit_chunks(request, chunks, total, progress)
         update_progress_artifact(progress_id, 100.0)
         summary = run.finish_chunks(tallies, time.perf_counter() - start)
         publish(summary, run.sheet, key)

@@ -73,3 +73,28 @@ def test_a_bucket_that_cannot_be_listed_is_an_error_not_an_empty_sort(s3_environ
 
     assert result.returncode == 1, result.stdout + result.stderr[-2000:]  # the sort's "not finished"
     assert "s3://no-such-bucket/inbox: no such folder, or it cannot be listed" in result.stdout + result.stderr
+
+
+REMOTE_CAP = """
+import os, sys
+from mona_pipeline.sort import reading, remote
+reading.MAX_PICTURE_BYTES = 2000  # the 256 MiB limit, scaled down to this test's object
+try:
+    remote._gfile_reader("s3://pics/big/huge.jpg")()
+    print("read it all")
+except reading.Unreadable as error:
+    print("refused:", error)
+sys.stdout.flush()
+os._exit(0)  # tensorflow-io's S3 file system would abort the process at exit
+"""
+
+
+def test_a_huge_remote_object_is_refused_before_it_is_read(s3_environment):
+    """Remote reads are capped like local ones: the object's size is asked first."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_environment["S3_ENDPOINT"], aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")
+    client.put_object(Bucket="pics", Key="big/huge.jpg", Body=colour_picture((220, 20, 20)) + bytes(10_000))
+    result = run([str(BIN / "python"), "-c", REMOTE_CAP], s3_environment, timeout=120)
+    assert "refused: too large:" in result.stdout and "> limit 2000" in result.stdout, result.stdout + result.stderr

@@ -59,6 +59,7 @@ def _zip_reader(handle: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], 
 class TarSource(Source):
     """Members of a tar archive (plain, gz, bz2, xz), streamed in order without unpacking."""
 
+    streamed = True
     def __init__(self, archive: Path):
         super().__init__()
         self.archive = archive

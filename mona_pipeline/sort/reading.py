@@ -157,6 +157,7 @@ class Source:
     ids; what it could not list (`problems`) and what it walked past (`skips`)."""
 
     movable = False  # whether pictures can be moved or deleted from it (a local folder or list)
+    streamed = False  # read only in order (a tar): sorted as one stream, never in chunks
 
     def __init__(self) -> None:
         self.problems: list[str] = []
