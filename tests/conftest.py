@@ -26,7 +26,7 @@ TINY_PARAMS = {
     "target": "mona",
     "data": {"raw_dir": "data/raw", "test_dir": "data/test", "manifest_dir": "data/manifest"},
     "demo": {"seed": 3, "pictures_per_character": 6, "target_pictures": 10, "test_pictures": 24,
-             "min_side": 64, "max_side": 96},
+             "extras_per_gender": 0, "min_side": 64, "max_side": 96},
     "shards": {"dir": "data/shards", "image_size": 40, "target_shard_mb": 100},
     "stages": {
         "gender": {"classes": {"female": ["mona", "stella", "wanda", "nova", "luna", "rosa", "yuki", "kiri"],
@@ -38,7 +38,7 @@ TINY_PARAMS = {
         "target": {"classes": {"mona": ["mona"], "others": ["*"]}, "head_epochs": 1, "finetune_epochs": 1},
     },
     "model": {"architecture": "mobilenetv3small", "image_size": 32, "width": 0.25},
-    "train": {"batch_size": 8, "patience": 2, "precision": "float32"},
+    "train": {"batch_size": 8, "patience": 2, "precision": "float32", "augmentation": "basic"},
     "evaluate": {"timing_pictures": 3},
     "sort": {"batch_size": 8},
 }

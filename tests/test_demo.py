@@ -5,7 +5,7 @@ from PIL import Image
 from mona_pipeline import demo
 from mona_pipeline.config import DemoParams
 
-SMALL = DemoParams(seed=11, pictures_per_character=2, target_pictures=3, test_pictures=20, min_side=64, max_side=96)
+SMALL = DemoParams(seed=11, pictures_per_character=2, target_pictures=3, extras_per_gender=0, test_pictures=20, min_side=64, max_side=96)
 
 
 def _tree_bytes(root):

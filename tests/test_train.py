@@ -133,11 +133,15 @@ def test_two_trainings_in_separate_processes_with_the_real_policy_give_the_same_
                  stages=params.stages.model_copy(update={"gender": stage}))
     params_file = write_params(tmp_path / "params.yaml", real)
     digests, folders = [], []
+    runs = {}  # both at once: the same weights even while another training competes for the cores
     for run in ("first", "second"):
-        folder = tmp_path / run
-        folder.mkdir()
-        subprocess.run([sys.executable, "-m", "mona_pipeline.cli", "--params", str(params_file), "train", "gender"],
-                       cwd=folder, check=True, capture_output=True, timeout=600)
+        (tmp_path / run).mkdir()
+        runs[tmp_path / run] = subprocess.Popen(
+            [sys.executable, "-m", "mona_pipeline.cli", "--params", str(params_file), "train", "gender"],
+            cwd=tmp_path / run, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for folder, process in runs.items():
+        output = process.communicate(timeout=600)[0].decode(errors="replace")
+        assert process.returncode == 0, output[-3000:]
         network = load_trained(folder / "models" / "gender").network
         digests.append(hashlib.sha256(b"".join(w.tobytes() for w in network.get_weights())).hexdigest())
         # ... and the folder DVC hashes, file by file (Keras writes its save time into model.keras)

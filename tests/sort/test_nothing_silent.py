@@ -146,7 +146,7 @@ def test_a_move_run_says_when_identical_copies_were_already_there(tmp_path, cli,
     sort.assert_clean(0)
     assert "3 pictures were already in" in sort.stdout and "left in the source" in sort.stdout, sort.describe()
     assert_each_once(originals.values(), out / "keep")
-    assert "3 already there" in (run_folder(sort) / "report.html").read_text()
+    assert "3 pictures were already in" in (run_folder(sort) / "report.html").read_text()
 
 
 # ---------------------------------------------------------------- the right outcome

@@ -40,7 +40,7 @@ def test_delete_moves_drops_to_trash_and_only_purge_removes_them(inbox, tmp_path
     assert tree(inbox) == before
     sort_source(sort_request(inbox, tmp_path / "out", colour_model, action="delete", run="second"))
     second = tmp_path / "out" / "runs" / "second"
-    assert purge_run(second)["purged"] == 3
+    assert purge_run(second).purged == 3
     assert tree(second / "trash") == {}
 
 
@@ -48,9 +48,9 @@ def test_rerun_resumes_without_redoing_or_duplicating(inbox, tmp_path, colour_mo
     request = sort_request(inbox, tmp_path / "out", colour_model)
     first = sort_source(request)
     second = sort_source(request)
-    assert second["resumed_skipped"] == 11 and second["this_session"] == {"keep": 0, "review": 0, "drop": 0,
+    assert second.resumed_skipped == 11 and second.this_session == {"keep": 0, "review": 0, "drop": 0,
                                                                           "unreadable": 0}
-    assert second["counts"] == first["counts"]
+    assert second.counts == first.counts
     assert len(tree(tmp_path / "out" / "keep")) == 4
 
 

@@ -52,7 +52,7 @@ def test_an_output_folder_inside_the_source_is_never_sorted_again(inbox, tmp_pat
     request = sort_request(inbox, inbox / "sorted", colour_model, action="move")
     first = sort_source(request)
     second = sort_source(request.model_copy(update={"run": "again"}))
-    assert second["this_session"]["keep"] == 0 and first["counts"]["keep"] == 4
+    assert second.this_session["keep"] == 0 and first.counts["keep"] == 4
     assert sorted(tree(inbox / "sorted" / "keep")) == ["a/red.jpg", "b/red.jpg", "red_really_png.jpg", "scan.tiff"]
 
 
@@ -67,7 +67,7 @@ def test_cli_sort_and_undo_print_where_things_are(inbox, tmp_path, colour_model,
 
     out = tmp_path / "out"
     monkeypatch.chdir(tmp_path)  # no params.yaml here: the built-in defaults, and a line that says so
-    code = main(["sort", str(inbox), "--out", str(out), "--model", str(colour_model), "--action", "move", "--quiet",
+    code = main(["sort", str(inbox), "--out", str(out), "--model", str(colour_model), "--action", "move", "--tiling", "off", "--quiet",
                  "--run", "cli"])
     assert f"no params.yaml in {tmp_path}: the built-in defaults apply" in caplog.text
     assert code == 0
@@ -81,13 +81,15 @@ def test_cli_sort_and_undo_print_where_things_are(inbox, tmp_path, colour_model,
 
 
 def test_a_sort_imports_no_training_code():
-    """`mona sort` loads a model and scores; it must not pull in shards, ingest, training or dvclive."""
+    """`mona sort` loads a model and scores; it must not pull in the networks' builders, shards, ingest,
+    training or dvclive."""
     import subprocess
     import sys
 
     code = ("import sys, mona_pipeline.sort.run, mona_pipeline.cli; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mona_pipeline', 'dvclive', 'imagehash')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "mona_pipeline.sort.run" in loaded and "mona_pipeline.models" in loaded
-    for training in ("mona_pipeline.train", "mona_pipeline.shards", "mona_pipeline.ingest", "dvclive", "imagehash"):
+    assert "'mona_pipeline.sort.run'" in loaded and "'mona_pipeline.trained'" in loaded
+    for training in ("mona_pipeline.train", "mona_pipeline.models", "mona_pipeline.shards", "mona_pipeline.ingest",
+                     "dvclive", "imagehash"):
         assert f"'{training}'" not in loaded
