@@ -256,13 +256,8 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
             return augment(image, image_size, seed_pair, strong_augmentation), label, *weight
         return resize_for_model(image, image_size), label, *weight
 
-    dataset = dataset.map(to_pair, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
-    if not repeat and split in index.get("counts", {}):
-        # The filter above hides the length from Keras, which then learns it by running out of data in the first
-        # epoch ("Your input ran out of data; interrupting training"); the index knows it.
-        examples = sum(index["counts"][split][stage].values())
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(examples / batch_size)))
-    return dataset.prefetch(AUTOTUNE)
+    dataset = dataset.map(to_pair, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)
 
 
 def class_counts(shard_dir: Path, split: str, stage: str) -> dict[str, int]:
