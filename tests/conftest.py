@@ -38,6 +38,9 @@ TINY_PARAMS = {
         "target": {"classes": {"mona": ["mona"], "others": ["*"]}, "head_epochs": 1, "finetune_epochs": 1},
     },
     "model": {"architecture": "mobilenetv3small", "image_size": 32, "width": 0.25},
+    # basic, not the shipped strong augmentation: at 32 px the strong set's erasing and zoom leave a tiny
+    # model one epoch nothing to learn from; test_preprocess runs the strong set itself, and
+    # test_two_trainings_... the real precision policy.
     "train": {"batch_size": 8, "patience": 2, "precision": "float32", "augmentation": "basic"},
     "evaluate": {"timing_pictures": 3},
     "sort": {"batch_size": 8},
