@@ -28,7 +28,7 @@ demo: setup
 	$(DVC) repro
 	rm -rf sorted/demo
 	$(BIN)/mona sort data/test/images --out sorted/demo --run demo --action copy
-	@$(BIN)/mona summary --sort-run sorted/demo/runs/demo
+	@$(BIN)/mona summary sorted/demo/runs/demo --evaluation
 
 test: setup
 	$(BIN)/python -m pytest -q

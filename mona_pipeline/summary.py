@@ -1,6 +1,6 @@
 """What `make demo` shows at the end: the paper-style table, the demo sort, and whether the two agree.
 
-    mona summary --sort-run sorted/demo/runs/demo
+    mona summary sorted/demo/runs/demo --evaluation
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from mona_pipeline.errors import UserError
 from mona_pipeline.evaluate.paths import REPORT_NAME, scores_path
 from mona_pipeline.sort.journal import JOURNAL_NAME, Journal
-from mona_pipeline.sort.results import SortSummary
+from mona_pipeline.sort.results import SUMMARY_NAME, SortSummary
 
 
 def sort_agreement(scores_csv: Path, run_dir: Path) -> tuple[int, int]:
@@ -41,12 +41,11 @@ def demo_summary(reports_dir: Path, sort_run: Path | None = None, model_name: st
         raise UserError(f"no evaluation report at {evaluation}: run `dvc repro` first")
     lines = [evaluation.read_text(),
              f"Report: {evaluation}; training curves: models/<stage>/curves.png (`dvc plots show`)."]
-    if sort_run is not None and (sort_run / "summary.json").is_file():
-        summary = SortSummary.model_validate_json((sort_run / "summary.json").read_text())
+    if sort_run is not None and (sort_run / SUMMARY_NAME).is_file():
+        summary = SortSummary.model_validate_json((sort_run / SUMMARY_NAME).read_text())
         same, total = sort_agreement(scores_path(reports_dir, model_name, set_name), sort_run)
-        lines += [f"\nDemo sort of {summary.source}: {summary.counts}",
-                  f"Kept pictures: {summary.kept_dir}\nContact sheet: {summary.report}\nJournal: {summary.journal}",
-                  f"Sort and evaluate agree on {same} of {total} pictures at P = {summary.confidence}."]
+        lines.append(f"\nSort and evaluate agree on {same} of {total} pictures at P = {summary.confidence}." if total
+                     else f"\nThe run shares no picture with the evaluation's {set_name} set: nothing to compare.")
         if summary.tiling.mode != "off":
             lines.append(f"Tiling {summary.tiling.mode}: {summary.found_in_tiles} kept or review pictures were found "
                          f"in a tile (outlined in the contact sheet; boxes in the journal and summary.json).")

@@ -67,6 +67,22 @@ def hold_run(run_dir: Path, doing: str = "") -> Iterator[None]:
             _say_who(handle, "")  # the kernel releases the lock when the file closes (or the process dies)
 
 
+def holder(run_dir: Path) -> str | None:
+    """Who holds the run's lock now (`mona runs`: running), or None; looks without taking it for long and
+    without creating anything."""
+    try:
+        handle = open(run_dir / LOCK_NAME, encoding="utf-8", errors="replace")
+    except OSError:
+        return None  # no lock file: no process has held this run
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(handle)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+
 def _say_who(handle, text: str) -> None:
     """Write who holds the lock, for others' messages; best effort (a full disk still locks)."""
     try:

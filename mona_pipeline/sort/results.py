@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict
 
 from mona_pipeline.config import TilingParams
 
+SUMMARY_NAME = "summary.json"  # OUT/runs/<run>/summary.json: what the run's last finished session wrote
+
 
 class SortSummary(BaseModel):
     """One sort run, as written to OUT/runs/<run>/summary.json and shown by the CLI, the report and Prefect."""
