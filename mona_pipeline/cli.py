@@ -6,14 +6,20 @@
     mona sort SOURCE --out DIR [--action copy|move|link|delete|none] [--confidence P] [--review-from R]
     mona undo OUT/runs/RUN                 # put moved or trashed pictures back
     mona purge OUT/runs/RUN --yes          # empty a run's trash for good
-    mona summary [--sort-run OUT/runs/RUN] # the evaluation table, and how a sort agrees with it
+    mona runs OUT                          # your sort runs: when, source, action, counts, undone or not
+    mona summary [OUT/runs/RUN]            # one run (counts, settings, report, journal); no run: the evaluation
+    mona check                             # the set-up before `dvc repro`: pictures per class, test set, plan
     mona compare                           # the curriculum vs the baseline over DVC experiments' seeds
+
+Global options (--params, -v) may come before or after the command.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import re
 import logging
 import os
 import sqlite3
@@ -41,7 +47,7 @@ def command_demo_data(args: argparse.Namespace) -> int:
     from mona_pipeline import demo
 
     params = load_params(params_path(args))
-    marker = params.data.raw_dir / ".demo"
+    marker = params.data.raw_dir / demo.DEMO_MARKER
     stamp = digest(params.demo)
     if marker.is_file() and marker.read_text().strip() == stamp and not args.force:
         print(f"demo data already generated for these parameters ({params.data.raw_dir}); --force redraws it")
@@ -62,8 +68,10 @@ def command_demo_data(args: argparse.Namespace) -> int:
 
 def command_ingest(args: argparse.Namespace) -> int:
     from mona_pipeline import ingest
+    from mona_pipeline.check import check_before_ingest
 
     params = load_params(params_path(args))
+    check_before_ingest(params)
     summary = ingest.run_ingest(params.data, params.stages)
     print(json.dumps({k: summary[k] for k in ("pictures", "groups", "rejected")}))
     return 0
@@ -108,16 +116,50 @@ def project_params(args: argparse.Namespace):
     return None
 
 
-def command_sort(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class SortBar:
+    """The sort's progress bar (tqdm): made at the first picture, so an error before it comes alone; given
+    its total (percentage, ETA) once the source's size is known, from a count made beside the sort."""
 
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar, self.total = quiet, None, None
+
+    def set_total(self, total: int) -> None:  # from the counting thread: the bar takes it at its next update
+        self.total = total
+
+    def update(self, pictures: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit="pic", desc="sorting", dynamic_ncols=True, disable=self.quiet, smoothing=0.1)
+        if self.total is not None and self.bar.total != self.total:
+            self.bar.total = self.total
+            self.bar.refresh()
+        self.bar.update(pictures)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def command_sort(args: argparse.Namespace) -> int:
     from mona_pipeline.sort import build_request, overrides_from, sort_source
     from mona_pipeline.sort.contact_sheet import not_done_lines
     from mona_pipeline.sort.stop import stop_on_signals
+    from mona_pipeline.trained import ModelNotFound
 
-    request = build_request(project_params(args), args.source, args.out, overrides_from(args))
-    with tqdm(unit="pic", desc="sorting", dynamic_ncols=True, disable=args.quiet) as bar, stop_on_signals() as stop:
-        summary = sort_source(request, bar.update, stop)
+    params = project_params(args)
+    request = build_request(params, args.source, args.out, overrides_from(args))
+    bar = SortBar(args.quiet)
+    try:
+        with stop_on_signals() as stop:
+            summary = sort_source(request, bar.update, stop, total=bar.set_total)
+    except ModelNotFound as error:
+        if params is None and args.model is None:  # the default models/target, outside a project folder
+            raise ModelNotFound(f"{error}. {Path.cwd()} is not a project folder (no params.yaml): run it from the "
+                                f"project folder, or pass --model PROJECT/models/target") from None
+        raise
+    finally:
+        bar.close()
     counts = summary.counts
     print(f"{summary.pictures} pictures: {counts['keep']} keep, {counts['review']} review, {counts['drop']} drop, "
           f"{counts['unreadable']} unreadable ({summary.pictures_per_second} pictures/s this session)")
@@ -164,10 +206,41 @@ def command_purge(args: argparse.Namespace) -> int:
 
 
 def command_summary(args: argparse.Namespace) -> int:
+    from mona_pipeline.sort.runs import read_run, run_text
     from mona_pipeline.summary import demo_summary
 
-    print(demo_summary(args.reports, args.sort_run))
+    if args.run is not None:
+        print(run_text(read_run(args.run)))
+    if args.run is None or args.evaluation:
+        print(demo_summary(args.reports, args.run))
     return 0
+
+
+def command_runs(args: argparse.Namespace) -> int:
+    from mona_pipeline.sort.runs import list_runs, runs_table
+
+    records = list_runs(args.out)
+    print(runs_table(records))
+    print(f"{len(records)} run{'s' if len(records) != 1 else ''} in {Path(args.out).expanduser().absolute()}; "
+          f"one in detail: mona summary "
+          f"{Path(args.out).expanduser().absolute() / 'runs' / '<run>'}")
+    return 0
+
+
+def command_check(args: argparse.Namespace) -> int:
+    from mona_pipeline.check import check_project, render
+
+    params = load_params(params_path(args))
+    report = check_project(params)
+    print(render(report, params))
+    if not args.quick:
+        from mona_pipeline.plan import describe_compute, estimate_minutes, measure_machine, render_plan, repro_plan
+
+        stages = repro_plan(Path("."))
+        timing = measure_machine(params) if stages and report.tags else None
+        minutes = estimate_minutes(stages, report, params, timing) if timing else None
+        print("\n" + render_plan(stages, minutes, describe_compute(params), timing))
+    return 1 if report.errors else 0
 
 
 def command_compare(args: argparse.Namespace) -> int:
@@ -180,42 +253,113 @@ def command_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mona", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--params", type=Path, default=None,
+class Parser(argparse.ArgumentParser):
+    """argparse with errors in one line, a "did you mean" for a mistyped command or option, and the
+    global options accepted after the command too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {with_suggestion(message, self)} (see `{self.prog} --help`)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown option is reported by the command's own parser, which knows the
+        options to suggest."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = next((action for action in self._actions if isinstance(action, argparse._SubParsersAction)),
+                            None)
+            chosen = commands.choices.get(getattr(parsed, "command", None)) if commands else None
+            (chosen or self).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
+def with_suggestion(message: str, parser: argparse.ArgumentParser) -> str:
+    """`message`, and the closest known command or option to the one it names, when there is one."""
+    choice = re.search(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        argument, given, known = choice[1], choice[2], re.findall(r"'([^']*)'", choice[3])
+        close = difflib.get_close_matches(given, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (one of: {', '.join(known)})"
+        return (f"unknown command {given!r}" if argument == "command" else
+                f"argument {argument}: invalid choice: {given!r}") + hint
+    unknown = re.match(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        options = [option for action in parser._actions for option in action.option_strings]
+        words = unknown[1].split()
+        guesses = [f"{word}: did you mean {close[0]}?" for word in words if word.startswith("-")
+                   for close in [difflib.get_close_matches(word.split("=")[0], options, n=1)] if close]
+        return f"unrecognized arguments: {unknown[1]}" + (f" ({'; '.join(guesses)})" if guesses else "")
+    return message
+
+
+def global_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """--params and -v: on the top-level parser, and on every command (default SUPPRESS there, so that an
+    option given before the command is not reset by the command's own parser)."""
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("--params", type=Path, **({"default": None} | default),
                         help="parameters file (default: params.yaml, in the current folder)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo-data", help="draw the demo cast into data/raw and data/test")
+    parser.add_argument("-v", "--verbose", action="store_true", **default, help="log debug details")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return f"mona-pipeline {installed('mona-pipeline')} (Python {sys.version.split()[0]})"
+    except PackageNotFoundError:
+        return "mona-pipeline (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="mona", description=__doc__, formatter_class=argparse.RawTextHelpFormatter,
+                    allow_abbrev=False)
+    global_options(parser)
+    parser.add_argument("--version", action="version", version=version())
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    common = argparse.ArgumentParser(add_help=False)
+    global_options(common, suppress=True)
+
+    def command(name: str, **options) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], allow_abbrev=False, **options)
+
+    demo = command("demo-data", help="draw the demo cast into data/raw and data/test")
     demo.add_argument("--force", action="store_true", help="redraw even if present")
     demo.set_defaults(handler=command_demo_data)
-    commands.add_parser("ingest", help="data/raw -> manifest").set_defaults(handler=command_ingest)
-    commands.add_parser("shards", help="manifest -> TFRecord shards").set_defaults(handler=command_shards)
-    train = commands.add_parser("train", help="train one stage or the baseline")
+    command("ingest", help="data/raw -> manifest").set_defaults(handler=command_ingest)
+    command("shards", help="manifest -> TFRecord shards").set_defaults(handler=command_shards)
+    train = command("train", help="train one stage or the baseline")
     train.add_argument("stage", choices=["gender", "lookalike", "target", "baseline"])
     train.set_defaults(handler=command_train)
-    evaluate = commands.add_parser("evaluate", help="the paper's tables for the trained models")
+    evaluate = command("evaluate", help="the paper's tables for the trained models")
     evaluate.add_argument("--labels", type=Path, default=None, help="a folder with labels.csv (default data.test_dir)")
     evaluate.set_defaults(handler=command_evaluate)
-    sort = commands.add_parser("sort", help="sort a folder, archive or list of pictures")
+    sort = command("sort", help="sort a folder, archive or list of pictures")
     sort.add_argument("source", help="folder, .zip/.tar[.gz|.bz2|.xz] archive, .txt list of paths, or URL")
     sort.add_argument("--out", required=True, help="output folder (keep/, review/, runs/)")
     # Every option defaults to None = params.yaml's `sort` section (or the built-in default outside a project).
     add_sort_options(sort)
     sort.add_argument("--quiet", action="store_true", help="no progress bar")
     sort.set_defaults(handler=command_sort)
-    undo = commands.add_parser("undo", help="undo a sort run")
+    undo = command("undo", help="undo a sort run")
     undo.add_argument("run_dir", type=Path)
     undo.set_defaults(handler=command_undo)
-    purge = commands.add_parser("purge", help="delete a run's trash for good")
+    purge = command("purge", help="delete a run's trash for good")
     purge.add_argument("run_dir", type=Path)
     purge.add_argument("--yes", action="store_true", help="confirm permanent deletion")
     purge.set_defaults(handler=command_purge)
-    summary = commands.add_parser("summary", help="the evaluation table, and how a sort run agrees with it")
+    summary = command("summary", help="one sort run in a few lines; without a run: the evaluation")
+    summary.add_argument("run", type=Path, nargs="?", default=None, help="a sort run folder (OUT/runs/RUN)")
+    summary.add_argument("--evaluation", action="store_true",
+                         help="with a run: also the evaluation table, and how the run agrees with it")
     summary.add_argument("--reports", type=Path, default=Path("reports/evaluation"), help="evaluate's report folder")
-    summary.add_argument("--sort-run", type=Path, default=None, help="a sort run folder (OUT/runs/RUN)")
     summary.set_defaults(handler=command_summary)
-    compare = commands.add_parser("compare", help="the curriculum vs the baseline over DVC experiments' seeds")
+    runs = command("runs", help="the sort runs under an output folder")
+    runs.add_argument("out", type=Path, help="a sort's --out folder")
+    runs.set_defaults(handler=command_runs)
+    check = command("check", help="look the project over before `dvc repro`: exit 1 on errors")
+    check.add_argument("--quick", action="store_true",
+                       help="only params, pictures and test set (no dvc status, no timing, no devices)")
+    check.set_defaults(handler=command_check)
+    compare = command("compare", help="the curriculum vs the baseline over DVC experiments' seeds")
     compare.add_argument("--repo", type=Path, default=Path("."), help="the project folder (a DVC repository)")
     compare.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
     compare.set_defaults(handler=command_compare)
@@ -227,8 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose:  # the project's own details, not every library's debug log
+        logger.setLevel(logging.DEBUG)
     try:
         code = args.handler(args)
     except UserError as error:  # ParamsError, SourceError, NotARun, SettingsError, ModelNotFound, RunBusy, ...

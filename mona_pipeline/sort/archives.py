@@ -36,6 +36,9 @@ class ZipSource(Source):
                 yield self._item(handle, index, info)
 
 
+    def count(self) -> int:
+        return sum(1 for _ in ZipSource(self.archive).items())  # the directory alone: no member is read
+
     def items_for(self, item_ids: list[str]) -> Iterator[Item]:
         with zipfile.ZipFile(self.archive) as handle:
             infos = handle.infolist()

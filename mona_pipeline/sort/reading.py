@@ -169,6 +169,11 @@ class Source:
     def ids(self) -> Iterator[str]:
         return (item.item_id for item in self.items())
 
+    def count(self) -> int | None:
+        """How many items `items` gives, from a listing of its own (a folder walk, a zip's directory), or
+        None where only the sort's own pass can tell (a tar stream, a remote folder)."""
+        return None
+
     def items_for(self, item_ids: list[str]) -> Iterator[Item]:
         raise NotImplementedError
 

@@ -10,11 +10,12 @@ the params file's value), for the command line and the Prefect run form.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import re
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Annotated, Callable, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, TypeAdapter, ValidationError, WithJsonSchema, \
     create_model, field_validator, model_serializer
@@ -166,4 +167,30 @@ def add_sort_options(parser, defaults: dict | None = None) -> None:
             if get_origin(field.annotation) in (Union, UnionType) else field.annotation
         choices = get_args(kind) if get_origin(kind) is Literal else None
         parser.add_argument(f"--{name.replace('_', '-')}", default=defaults.get(name), choices=choices,
-                            type=None if choices else kind, help=field.description)
+                            type=None if choices else option_type(kind, field), help=field.description)
+
+
+def option_type(kind: type, field: FieldInfo) -> Callable[[str], object]:
+    """The option's parser: its type and the setting's bounds, with a one-line message that argparse shows
+    as `argument --confidence: must be between 0 and 1, got 95`."""
+    adapter = TypeAdapter(Annotated[(kind, *field.metadata)] if field.metadata else kind)
+    low, high = _bound(field, "ge", "gt"), _bound(field, "le", "lt")
+    if low is not None and high is not None:
+        need = f"between {low:g} and {high:g}"
+    elif low is not None:
+        need = f"at least {low:g}" if _bound(field, "ge") is not None else f"more than {low:g}"
+    else:
+        need = {float: "a number", int: "a whole number"}.get(kind, f"a {kind.__name__}")
+
+    def parse(text: str):
+        try:
+            return adapter.validate_python(kind(text))
+        except (ValueError, ValidationError):
+            raise argparse.ArgumentTypeError(f"must be {need}, got {text}") from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _bound(field: FieldInfo, *names: str) -> float | None:
+    return next((getattr(item, name) for item in field.metadata for name in names if hasattr(item, name)), None)

@@ -36,15 +36,15 @@ from mona_pipeline.sort.journal import JOURNAL_NAME, Entry, Journal
 from mona_pipeline.sort.lock import hold_run
 from mona_pipeline.sort.reading import Item, SourceError
 from mona_pipeline.sort.request import SettingsError, SortRequest
-from mona_pipeline.sort.results import SortSummary
-from mona_pipeline.sort.sources import open_source
+from mona_pipeline.sort.results import SUMMARY_NAME, SortSummary
+from mona_pipeline.sort.sources import count_in_background, open_source
 from mona_pipeline.sort.stop import StopRequest, stopping_error
 from mona_pipeline.sort.tally import FOUND_SAMPLE, Tally
 from mona_pipeline.trained import load_trained, model_fingerprint
 
 logger = logging.getLogger(__name__)
 
-SUMMARY_NAME, REPORT_NAME = "summary.json", "report.html"
+REPORT_NAME = "report.html"
 @dataclass
 class _Read:
     """A picture on its way from the source to the journal."""
@@ -164,13 +164,12 @@ class SortRun:
             if self.stop.requested:  # drain what TF still holds, unjournaled: the stream ends as at the source's end
                 continue
             batch.append((read, scored))
+            progress(1)  # scored; journaled and acted on with its batch
             if len(batch) >= self.request.batch_size:
                 self._commit(batch, tally, sheet)
-                progress(len(batch))
                 batch = []
         if batch and not self.stop.requested:
             self._commit(batch, tally, sheet)
-            progress(len(batch))
         if failure:
             raise stopping_error(failure[0], self.run_dir) or failure[0]
         self.stop.check(f"{sum(tally.counts.values())} pictures sorted this session")
@@ -338,13 +337,19 @@ class SortRun:
 
 
 def sort_source(request: SortRequest, progress: Callable[[int], None] = lambda n: None,
-                stop: StopRequest | None = None) -> SortSummary:
+                stop: StopRequest | None = None, total: Callable[[int], None] | None = None) -> SortSummary:
     """Sort a whole source in this process (the CLI path). Resumes the run if it was interrupted.
 
+    Args:
+        progress: called with the number of pictures done, a picture or a few at a time.
+        total: called (from another thread) with the source's size once a count beside the sort knows it;
+            never called where only the sort's own pass can tell (a tar stream, a remote folder).
     Raises:
         Interrupted: `stop` was set (a signal); the journal is consistent and the same request resumes.
     """
     with SortRun(request, stop=stop) as run:
+        if total is not None:
+            count_in_background(run.source, total)
         run.recover()
         start = time.perf_counter()
         tally = run.process(run.source.items(), progress)

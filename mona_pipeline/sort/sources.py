@@ -12,17 +12,21 @@ changed. What a source could not list (a folder without permission, a damaged ar
 
 from __future__ import annotations
 
+import logging
 import os
 import tarfile
+import threading
 import zipfile
 from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from mona_pipeline.sort.archives import TarSource, ZipSource
 from mona_pipeline.sort.reading import (Item, Skips, Source, SourceError, file_stamp, is_picture_name, read_regular_file,
                                        resolve_source, safe_relative)
 from mona_pipeline.sort.remote import RemoteSource
+
+logger = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -96,6 +100,11 @@ class FolderSource(Source):
     def items_for(self, item_ids: list[str]) -> Iterator[Item]:
         return (self._item(item_id) for item_id in item_ids)
 
+    def count(self) -> int:
+        walker = FolderSource(self.root)  # its own skips and problems: the sort's are its own walk's
+        walker.excluded = self.excluded
+        return sum(1 for _ in walker.items())
+
     def _item(self, relative: str) -> Item:
         path = self.root / relative
         return Item(relative, relative, str(path), partial(read_regular_file, path), path, file_stamp(path))
@@ -134,11 +143,29 @@ class ListSource(Source):
     def items_for(self, item_ids: list[str]) -> Iterator[Item]:
         return (self._item(item_id) for item_id in item_ids)
 
+    def count(self) -> int:
+        return sum(1 for _ in ListSource(self.list_file).items())
+
     def _item(self, item_id: str) -> Item:
         path = Path(item_id)
         # Named relative to the list's folder; outside it, ".." parts are dropped by safe_relative.
         name = safe_relative(os.path.relpath(path, self.list_file.parent)).as_posix()
         return Item(item_id, name, item_id, partial(read_regular_file, path), path, file_stamp(path))
+
+
+def count_in_background(source: Source, told: Callable[[int], None]) -> None:
+    """Count the source's items on a thread of their own and tell `told` the number; a count that fails
+    (or a source that cannot count ahead) tells nothing: the sort's own pass reports what it meets."""
+    def count() -> None:
+        try:
+            total = source.count()
+        except Exception as error:  # noqa: BLE001 - a count is a nicety; the sort's pass says what is wrong
+            logger.debug("counting %s failed: %s", getattr(source, "root", source), error)
+            return
+        if total is not None:
+            told(total)
+
+    threading.Thread(target=count, name="count-source", daemon=True).start()
 
 
 def open_source(spec: str | Path, exclude: Path | None = None):
