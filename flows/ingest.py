@@ -2,6 +2,9 @@
 
     python -m flows.ingest [--params params.yaml]
 
+Before the flow starts, the project is checked (`mona check`'s errors and warnings): a set-up
+with errors stops here, in seconds, with a table of what to fix.
+
 With PREFECT_API_URL set the run appears on that server (and its UI); without
 it Prefect starts a temporary local API for the run, so nothing needs the internet.
 """
@@ -15,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.stage import stage_main, stage_run_name
 from mona_pipeline import ingest
+from mona_pipeline.check import check_before_ingest
 from mona_pipeline.config import Params, load_params
 from mona_pipeline.markdown import markdown_table
 
@@ -41,4 +45,4 @@ def ingest_flow(params_file: Path = Path("params.yaml")) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(stage_main(ingest_flow))
+    sys.exit(stage_main(ingest_flow, precheck=check_before_ingest))

@@ -11,6 +11,7 @@ temporary server of its own.
 """
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from mona_pipeline.config import ParamsError, load_params
+from mona_pipeline.config import Params, ParamsError, load_params
+from mona_pipeline.errors import UserError
 
 BUILD_TASK_RUN_VARIABLE = "MONA_BUILD_TASK_RUN"
 
@@ -87,11 +89,69 @@ def run_stage_flow(stage_flow: Callable, parameters: dict[str, Any], tags: list[
     return run_flow(stage_flow, flow_run=child, parameters=parameters)
 
 
-def stage_main(stage_flow: Callable, stages: tuple[str, ...] = (), argv: list[str] | None = None) -> int:
+class TemporaryServerLines(logging.Filter):
+    """Without PREFECT_API_URL every stage process of a `dvc repro` starts Prefect's temporary server, and
+    Prefect says so in three lines each time (start, a link to its docs, stop). Said once per `dvc repro`:
+    the first stage of a repro keeps the start lines, the later ones drop them; the stop line is dropped."""
+
+    def __init__(self, first: bool):
+        super().__init__()
+        self.first = first
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("Stopping temporary server"):
+            return False
+        return self.first or not message.startswith("Starting temporary server")
+
+
+def first_stage_of_this_repro() -> bool:
+    """Whether no earlier stage of the `dvc repro` that runs this process has said it yet (a marker per repro
+    process in PREFECT_HOME); True outside a repro, or where it cannot tell."""
+    repro = _dvc_ancestor()
+    if repro is None:
+        return True
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    marker = home / f".temporary-server-said-{repro}"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        marker.open("x").close()  # atomic: of two stages at once, one wins
+    except FileExistsError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _dvc_ancestor() -> str | None:
+    """`<pid>-<start time>` of the nearest `dvc` process above this one (Linux /proc), or None."""
+    pid = os.getppid()
+    for _ in range(8):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        if any(Path(part.decode(errors="replace")).name == "dvc" or part == b"dvc" for part in command[:3]):
+            return f"{pid}-{stat[19]}"  # field 22 of stat: the start time, so a reused pid is another repro
+        pid = int(stat[1])
+        if pid <= 1:
+            return None
+    return None
+
+
+def quiet_temporary_server() -> None:
+    if not os.environ.get("PREFECT_API_URL"):
+        logging.getLogger("prefect").addFilter(TemporaryServerLines(first_stage_of_this_repro()))
+
+
+def stage_main(stage_flow: Callable, stages: tuple[str, ...] = (), argv: list[str] | None = None,
+               precheck: Callable[[Params], None] | None = None) -> int:
     """Parse the arguments and run the flow; a bad params file is one clear line, not a traceback.
 
     Args:
         stages: the flow's first argument's allowed values, when it takes one (train).
+        precheck: run on the params before the flow (and its server) starts; its UserError stops the stage.
     """
     parser = argparse.ArgumentParser(prog=f"python -m flows.{stage_flow.name}", description=stage_flow.description)
     if stages:
@@ -102,9 +162,12 @@ def stage_main(stage_flow: Callable, stages: tuple[str, ...] = (), argv: list[st
     dvc_stage = stage_flow.name if not stages else (  # dvc.yaml's name: train_gender ... baseline
         args.stage if args.stage == "baseline" else f"{stage_flow.name}_{args.stage}")
     try:
-        load_params(args.params)  # a bad file is one clear line here, before a flow run logs it as a crash
+        params = load_params(args.params)  # a bad file is one clear line here, before a flow run logs a crash
+        if precheck is not None:
+            precheck(params)
+        quiet_temporary_server()
         run_stage_flow(stage_flow, parameters, with_commit("stage", f"stage:{dvc_stage}"))
-    except ParamsError as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -49,6 +49,9 @@ class DataParams(Section):
     # Hamming distance between 64-bit perceptual hashes that counts as "near duplicate" (ingest groups them
     # by exact matches of 8 hash bands, which finds every pair up to 7 bits apart).
     near_duplicate_distance: int = Field(4, ge=0, le=7)
+    min_class_pictures: int = Field(20, ge=1, description=(
+        "fewer pictures in a stage's class stop `dvc repro` before ingest (`mona check`): a fifth of them "
+        "validates, and 4 or fewer cannot choose an epoch"))
 
 
 class DemoParams(Section):

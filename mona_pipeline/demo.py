@@ -82,6 +82,14 @@ CAST: tuple[Character, ...] = (
 )
 
 
+DEMO_MARKER = ".demo"  # data/raw/.demo: the demo's drawing parameters (a digest), so a redraw can be skipped
+
+
+def demo_tags() -> set[str]:
+    """The folder tags `mona demo-data` writes under data/raw."""
+    return set(cast_by_name()) | set(EXTRA_TAGS.values())
+
+
 def cast_by_name() -> dict[str, Character]:
     return {character.name: character for character in CAST}
 

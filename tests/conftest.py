@@ -24,7 +24,9 @@ from mona_pipeline.config import Params  # noqa: E402
 
 TINY_PARAMS = {
     "target": "mona",
-    "data": {"raw_dir": "data/raw", "test_dir": "data/test", "manifest_dir": "data/manifest"},
+    # min_class_pictures 1: tiny classes of 2-10 pictures are the point here (mona check's minimum is tested
+    # on its own, in test_check.py)
+    "data": {"raw_dir": "data/raw", "test_dir": "data/test", "manifest_dir": "data/manifest", "min_class_pictures": 1},
     "demo": {"seed": 3, "pictures_per_character": 6, "target_pictures": 10, "test_pictures": 24,
              "extras_per_gender": 0, "min_side": 64, "max_side": 96},
     "shards": {"dir": "data/shards", "image_size": 40, "target_shard_mb": 100},

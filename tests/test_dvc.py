@@ -22,24 +22,12 @@ def _run(args, cwd, env):
 
 @pytest.fixture
 def dvc_repo(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for item in ("dvc.yaml", ".dvcignore", ".gitignore", "mona_pipeline", "flows"):
-        source = REPO / item
-        (shutil.copytree(source, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
-         if source.is_dir() else shutil.copy(source, repo / item))
+    repo, env, dvc = new_dvc_project(tmp_path / "repo")
     params = tiny_params(Path("."))  # paths relative to the repository, as in the real params.yaml
     write_params(repo / "params.yaml", params)
     small = params.demo.model_copy(update={"pictures_per_character": 2, "target_pictures": 3, "test_pictures": 10})
     demo.generate_raw(small, repo / params.data.raw_dir)
     demo.generate_test(small, repo / params.data.test_dir)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("PREFECT_API_URL", None)  # each stage's flow runs on Prefect's temporary local API
-    dvc = [sys.executable, "-m", "dvc"]
-    _run(["git", "init", "-q"], repo, env)
-    _run(dvc + ["init", "-q"], repo, env)
     _run(dvc + ["add", "-q", "data/raw", "data/test"], repo, env)
     _run(["git", "add", "-A"], repo, env)
     _run(["git", "commit", "-qm", "data"], repo, env)
@@ -52,6 +40,8 @@ def test_repro_builds_manifest_and_shards_then_does_nothing(dvc_repo):
     assert "ingest" in dag and "shards" in dag
     first = _run(dvc + ["repro", "shards"], repo, env)
     assert "Running stage 'ingest'" in first and "Running stage 'shards'" in first
+    # Each stage starts Prefect's temporary server (no PREFECT_API_URL); it is said once per repro, not per stage.
+    assert first.count("Starting temporary server") == 1 and "Stopping temporary server" not in first
     assert (repo / "data/manifest/manifest.parquet").is_file()
     assert (repo / "data/shards/index.json").is_file()
     second = _run(dvc + ["repro", "shards"], repo, env)
@@ -152,22 +142,71 @@ def test_the_pipeline_is_the_models_and_their_evaluation_and_nothing_more():
 
 
 @pytest.mark.server
-def test_a_seed_experiment_runs_the_dvc_way_and_is_listed_beside_the_workspace(dvc_repo, tmp_path):
-    """The whole tiny pipeline, then `dvc exp run --queue -S train.seed=...` + `dvc exp run --run-all`:
-    `dvc exp show` lists the experiment with its training and test metrics, and `mona compare` pairs them."""
+def test_a_retarget_from_scratch_is_checked_trained_and_compared_over_a_seed_experiment(tmp_path):
+    """docs/retarget.md's steps in a fresh DVC project: the demo's data out, one folder per tag, labels.csv,
+    the shipped params.yaml edited for aria, `mona check`, `dvc repro`. The traps stop `dvc repro` at its
+    first stage before any work; once fixed, the pipeline trains aria's models, a seed experiment
+    (`dvc exp run --queue -S train.seed=...`) is listed beside the workspace and `mona compare` pairs them."""
+    import json
+
     import yaml
 
     from tests.servers import prefect_server
+    from tests.test_check import RETARGET, break_labels_for_another_character, make_project
 
-    repo, env, dvc = dvc_repo
-    raw = yaml.safe_load((repo / "params.yaml").read_text())  # the smallest network and one epoch a stage
-    raw["model"]["architecture"] = "compactcnn"
-    for stage in raw["stages"].values():
-        stage.update(head_epochs=0, finetune_epochs=1)
+    repo, env, dvc = new_dvc_project(tmp_path / "repo")
+    make_project(repo)  # data/raw/<tag>/ for aria's cast, data/test/ labelled for aria
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())  # the shipped file, edited as the guide says ...
+    raw["target"] = RETARGET["target"]
+    for stage, section in RETARGET["stages"].items():
+        raw["stages"][stage]["classes"] = section["classes"]
+        raw["stages"][stage].update(head_epochs=0, finetune_epochs=1)  # ... and made tiny to run in a test
+    raw["model"].update(architecture="compactcnn", image_size=32)
+    raw["shards"]["image_size"] = 40
+    raw["train"].update(batch_size=8, augmentation="basic")
+    raw["evaluate"]["timing_pictures"] = 3
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    mona = [str(Path(sys.executable).parent / "mona")]
+
+    break_labels_for_another_character(repo)  # the demo's labels left in place
+    checked = subprocess.run(mona + ["check", "--quick"], cwd=repo, env=env, capture_output=True, text=True)
+    assert checked.returncode == 1 and "its labels are not for 'aria'" in checked.stdout
+    stopped = subprocess.run(dvc + ["repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert stopped.returncode != 0 and "the project's set-up has errors; nothing was run" in stopped.stderr
+    assert not (repo / "data/manifest").exists() and "temporary server" not in stopped.stdout + stopped.stderr
+
+    shutil.rmtree(repo / "data")
+    make_project(repo)  # labels for aria again
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))  # make_project wrote its own
+    checked = subprocess.run(mona + ["check"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "0 errors, 0 warnings" in checked.stdout and "dvc repro would run 7 stages:" in checked.stdout
+    assert "compute: CPU only" in checked.stdout or "compute: 1 GPU" in checked.stdout
+    _run(dvc + ["add", "-q", "data/raw", "data/test"], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "aria's pictures"], repo, env)
     with prefect_server(tmp_path / "prefect-home") as api_url:  # one server for every stage, not one each
         env = env | {"PREFECT_API_URL": api_url, "PREFECT_HOME": str(tmp_path / "prefect-home")}
         run_seed_experiment(repo, env, dvc)
+    metadata = json.loads((repo / "models/target/metadata.json").read_text())
+    assert metadata["target"] == "aria" and metadata["class_names"] == ["aria", "others"]
+
+
+def new_dvc_project(repo: Path) -> tuple[Path, dict, list[str]]:
+    """The project's code and dvc.yaml in a new git + DVC repository, with no data yet."""
+    repo.mkdir()
+    for item in ("dvc.yaml", ".dvcignore", ".gitignore", "mona_pipeline", "flows"):
+        source = REPO / item
+        (shutil.copytree(source, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
+         if source.is_dir() else shutil.copy(source, repo / item))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("PREFECT_API_URL", None)  # each stage's flow runs on Prefect's temporary local API
+    dvc = [sys.executable, "-m", "dvc"]
+    _run(["git", "init", "-q"], repo, env)
+    _run(dvc + ["init", "-q"], repo, env)
+    return repo, env, dvc
 
 
 def run_seed_experiment(repo: Path, env: dict, dvc: list[str]) -> None:
