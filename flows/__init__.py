@@ -7,8 +7,11 @@ Prefect or TensorFlow is imported, so a new user's first `python -m flows.sort .
 import os
 
 _DEFAULTS = {
-    # Library modules log through logging.getLogger("mona_pipeline..."): show those lines in Prefect runs.
+    # Library modules log through logging.getLogger("mona_pipeline..."): show those lines in Prefect runs...
     "PREFECT_LOGGING_EXTRA_LOGGERS": "mona_pipeline",
+    # ... and only there: the same modules log outside any flow run too (the CLI, a stage's set-up check),
+    # where Prefect's API handler would warn for each line that it has no run to send it to.
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
     # Without PREFECT_API_URL a flow starts a temporary local API; on a fresh PREFECT_HOME and 2 CPU
     # cores its first start (database migrations) takes longer than Prefect's default 20 s wait.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",

@@ -13,6 +13,7 @@ A trained stage on disk (its metadata, saving and loading) is trained.py's.
 from __future__ import annotations
 
 import random
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -100,17 +101,11 @@ def build_applications_backbone(architecture: str, image_size: int, width: float
     shape = (image_size, image_size, 3)
     weights_arg = None if weights == "none" else weights
     try:
-        if architecture == "mobilenetv3small":
-            network = keras.applications.MobileNetV3Small(
-                input_shape=shape, alpha=width, include_top=False, weights=weights_arg, pooling="avg",
-                include_preprocessing=True, minimalistic=False)
-        elif architecture == "efficientnetv2b0":
-            network = keras.applications.EfficientNetV2B0(
-                input_shape=shape, include_top=False, weights=weights_arg, pooling="avg",
-                include_preprocessing=True)
-        else:
-            raise ValueError(f"unknown architecture {architecture!r}; "
-                             "allowed: compactcnn, mobilenetv3small, efficientnetv2b0, monacnn")
+        with warnings.catch_warnings():
+            # Keras warns when ImageNet weights made at 224 px load at another input size: by design here, the
+            # networks are convolutional and pooled, so they take any size.
+            warnings.filterwarnings("ignore", message="`input_shape` is undefined or non-square", category=UserWarning)
+            network = _application(architecture, shape, width, weights_arg)
     except Exception as error:  # keras.utils.get_file raises a bare Exception("URL fetch failure ...")
         if "URL fetch failure" not in str(error):
             raise
@@ -187,3 +182,16 @@ def build_model(params: ModelParams, num_classes: int = 2, backbone: keras.Model
 def replace_head(model: keras.Model, params: ModelParams, num_classes: int = 2, name: str = "model") -> keras.Model:
     """A new model with `model`'s backbone (weights kept, shared) and a freshly initialised head."""
     return build_model(params, num_classes, backbone=model.get_layer(BACKBONE), name=name)
+
+
+def _application(architecture: str, shape: tuple[int, int, int], width: float, weights: str | None) -> keras.Model:
+    if architecture == "mobilenetv3small":
+        return keras.applications.MobileNetV3Small(
+            input_shape=shape, alpha=width, include_top=False, weights=weights, pooling="avg",
+            include_preprocessing=True, minimalistic=False)
+    if architecture == "efficientnetv2b0":
+        return keras.applications.EfficientNetV2B0(
+            input_shape=shape, include_top=False, weights=weights, pooling="avg", include_preprocessing=True)
+    raise ValueError(f"unknown architecture {architecture!r}; allowed: compactcnn, mobilenetv3small, efficientnetv2b0, "
+                     f"monacnn")
+

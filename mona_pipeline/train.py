@@ -18,6 +18,7 @@ import hashlib
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -311,8 +312,14 @@ def fit_phases(model: keras.Model, plan: StagePlan, data: StageData, params: Par
                      keras.callbacks.EarlyStopping("val_loss", patience=params.train.patience),
                      keep_best, DVCLiveCallback(live=live)]
         # shuffle=False: the dataset is already shuffled, reproducibly (Keras warns and ignores it otherwise).
-        result = model.fit(data.train, epochs=epoch + epochs, initial_epoch=epoch, shuffle=False,
-                           class_weight=data.class_weight, callbacks=callbacks, verbose=2)
+        with warnings.catch_warnings():
+            # Not a bug in the epoch count: the dataset's filter (pictures without this stage's label) hides its
+            # length, so Keras ends the first epoch where the data ends, after every picture, and says so. Every
+            # epoch sees each training picture once. Declaring the length instead (assert_cardinality) would
+            # change how Keras draws its iterators, and with them the augmentation: other models (9119a6e).
+            warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+            result = model.fit(data.train, epochs=epoch + epochs, initial_epoch=epoch, shuffle=False,
+                               class_weight=data.class_weight, callbacks=callbacks, verbose=2)
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         epoch += len(result.history["loss"])
