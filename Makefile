@@ -30,8 +30,9 @@ demo: setup
 	$(BIN)/mona sort data/test/images --out sorted/demo --run demo --action copy
 	@$(BIN)/mona summary sorted/demo/runs/demo --evaluation
 
+# One worker per core (-n auto); each test file stays on one worker, so its module fixtures are built once.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The curriculum against its baseline over more seeds, as DVC experiments of this commit (about 15 min a seed
 # on 2 cores, two side by side; seeds that already have an experiment are skipped): `dvc exp show` lists them,

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -115,6 +116,9 @@ def first_stage_of_this_repro() -> bool:
     marker = home / f".temporary-server-said-{repro}"
     try:
         home.mkdir(parents=True, exist_ok=True)
+        for old in home.glob(".temporary-server-said-*"):  # earlier repros' markers, a day on
+            if old.stat().st_mtime < time.time() - 86400:
+                old.unlink(missing_ok=True)
         marker.open("x").close()  # atomic: of two stages at once, one wins
     except FileExistsError:
         return False

@@ -7,8 +7,8 @@
 The times are measured on this machine each time: ingest's own decode of a few of the
 project's pictures, and training steps of the configured network at its input size,
 batch and precision. The rest (data loading, validation, evaluate's tiles) is a factor
-measured once against whole `dvc repro` runs (STAGE_OVERHEAD); early stopping can only
-make a stage shorter, so a training stage's time is its most.
+fitted once to a whole `make demo` (STAGE_OVERHEAD); early stopping can only make a
+stage shorter, so a training stage's time is its most.
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ from mona_pipeline.preprocess import tile_grid
 TRAINING_STAGES = {"train_gender": "gender", "train_lookalike": "lookalike", "train_target": "target",
                    "baseline": "baseline"}
 # A whole stage's time / the measured part (decode, or the network's steps): data loading, augmentation,
-# validation passes and start-up. Measured on the demo with a fresh-clone `dvc repro` (docs/retarget.md).
-STAGE_OVERHEAD = {"ingest": 1.5, "shards": 1.5, "training": 1.6, "evaluate": 2.0}
+# validation passes. Fitted to a fresh-clone `make demo` on a 2-core Intel Xeon (2026-12-02): with 474 ms a
+# step measured here, gender took 2:11, lookalike 3:25, target 6:46, evaluate 5:28 (training 1.6-2.4x the
+# steps, evaluate 0.6x the tiles' forward passes: they run in batches).
+STAGE_OVERHEAD = {"ingest": 1.5, "shards": 1.5, "training": 1.6, "evaluate": 0.6}
+STAGE_START_SECONDS = 20  # a stage process: Python, TensorFlow, Prefect's temporary server
 TYPICAL_PICTURE = (1280, 720)  # the evaluation's tiles are counted for a picture of this size
 
 
@@ -127,7 +130,7 @@ def estimate_minutes(stages: list[str], report: CheckReport, params: Params, tim
         data_stage = "target" if stage == "baseline" else stage
         steps = epochs[stage] * math.ceil(training_pictures(data_stage) / params.train.batch_size)
         seconds[dvc_name] = steps * timing.step_seconds * STAGE_OVERHEAD["training"]
-    return {stage: seconds.get(stage, 0.0) / 60 for stage in stages}
+    return {stage: (seconds.get(stage, 0.0) + STAGE_START_SECONDS) / 60 for stage in stages}
 
 
 def describe_compute(params: Params) -> str:
