@@ -14,7 +14,6 @@ pictures. An error stops; a warning is said and the run goes on; a note is advic
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 from collections import Counter, defaultdict
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from mona_pipeline.config import WILDCARD, Params
 from mona_pipeline.errors import UserError
+from mona_pipeline.evaluate.labels import LABELS_NAME, LabelsError, read_label_rows, shows_target
 from mona_pipeline.ingest import list_files
 
 logger = logging.getLogger(__name__)
@@ -158,25 +158,25 @@ def check_class_size(report: CheckReport, minimum: int, stage: str, class_name: 
 
 def check_test_set(params: Params, report: CheckReport) -> None:
     """The labelled test set: there, readable, about this target, and sharing no picture with training."""
-    labels = params.data.test_dir / "labels.csv"
+    labels = params.data.test_dir / LABELS_NAME
     if not params.data.test_dir.is_dir():
         report.error(str(params.data.test_dir), f"there is no folder {params.data.test_dir.absolute()}: dvc.yaml's "
                                                 f"evaluate stage needs the folder to exist, and would fail after "
-                                                f"the training; make it with a labels.csv (docs/retarget.md), or "
-                                                f"empty for no test set")
+                                                f"the training; make it with a {LABELS_NAME} (docs/retarget.md), "
+                                                f"or empty for no test set")
         return
     if not labels.is_file():
         report.warn(str(labels), f"no test set ({labels.absolute()} is missing): evaluate then reports the "
                                  f"validation split only, which also chose the epoch and P (docs/retarget.md "
                                  f"says how to write one)")
         return
-    with open(labels, newline="", encoding="utf-8", errors="replace") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"path", "target"} <= set(rows[0]):
-        report.error(str(labels), "needs a header with the columns path and target (1: shows the target, 0: not)")
+    try:
+        rows = read_label_rows(params.data.test_dir)
+    except LabelsError as error:
+        report.error(str(labels), str(error))
         return
     report.test_pictures = len(rows)
-    report.test_targets = sum(row["target"].strip() in ("1", "true", "True", "yes") for row in rows)
+    report.test_targets = sum(map(shows_target, rows))
     missing = [row["path"] for row in rows if not (params.data.test_dir / row["path"]).is_file()]
     if missing:
         report.error(str(labels), f"{len(missing)} listed pictures are not there (first: "
@@ -191,12 +191,10 @@ def check_test_set(params: Params, report: CheckReport) -> None:
 
 def check_labels_name_target(target: str, rows: list[dict], report: CheckReport, where: str) -> None:
     """With a `characters` column (who each picture shows, `;`-separated), target = 1 must mean `target`."""
-    wrong = [row for row in rows
-             if (row["target"].strip() in ("1", "true", "True", "yes")) != (target in row["characters"].split(";"))]
+    wrong = [row for row in rows if shows_target(row) != (target in row["characters"].split(";"))]
     if not wrong:
         return
-    shown = Counter(name for row in rows if row["target"].strip() in ("1", "true", "True", "yes")
-                    for name in row["characters"].split(";"))
+    shown = Counter(name for row in rows if shows_target(row) for name in row["characters"].split(";"))
     likely = shown.most_common(1)[0][0] if shown else "?"
     report.error(where, f"its labels are not for {target!r}: {len(wrong)} of {len(rows)} rows disagree with the "
                         f"characters column (the pictures marked target = 1 mostly show {likely!r}); write labels "

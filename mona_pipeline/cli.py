@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import re
 import logging
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -219,11 +219,11 @@ def command_summary(args: argparse.Namespace) -> int:
 def command_runs(args: argparse.Namespace) -> int:
     from mona_pipeline.sort.runs import list_runs, runs_table
 
-    records = list_runs(args.out)
+    out = args.out.expanduser().absolute()
+    records = list_runs(out)
     print(runs_table(records))
-    print(f"{len(records)} run{'s' if len(records) != 1 else ''} in {Path(args.out).expanduser().absolute()}; "
-          f"one in detail: mona summary "
-          f"{Path(args.out).expanduser().absolute() / 'runs' / '<run>'}")
+    print(f"{len(records)} run{'s' if len(records) != 1 else ''} in {out}; one in detail: mona summary "
+          f"{out / 'runs' / '<run>'}")
     return 0
 
 

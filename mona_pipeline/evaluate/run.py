@@ -14,6 +14,7 @@ import numpy as np
 
 from mona_pipeline import figures
 from mona_pipeline.config import Params
+from mona_pipeline.evaluate.labels import LABELS_NAME
 from mona_pipeline.evaluate.paths import REPORT_NAME, REPORTS_DIR, TABLE_NAME, scores_path
 from mona_pipeline.evaluate.report import render_report
 from mona_pipeline.evaluate.results import SetResult, evaluate_set, headline, main_numbers, tiling_effect
@@ -49,7 +50,7 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
     test_dir = test_dir or params.data.test_dir
     reports_dir.mkdir(parents=True, exist_ok=True)
     sets = [validation_set(params)]
-    if (test_dir / "labels.csv").is_file():
+    if (test_dir / LABELS_NAME).is_file():
         sets.append(read_labelled_folder(test_dir))
     results: dict[str, dict[str, SetResult]] = {}
     timing, curves = {}, {}

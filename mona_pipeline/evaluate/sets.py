@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mona_pipeline.config import Params, TilingParams
-from mona_pipeline.errors import UserError
+from mona_pipeline.evaluate.labels import LabelsError, read_label_rows, shows_target  # noqa: F401
 from mona_pipeline.inference import Scorer, box_text, read_files, score_stream
 from mona_pipeline.ingest import read_manifest
 from mona_pipeline.preprocess import decode_for_model, prepare
@@ -45,24 +44,14 @@ def size_class(height: float | None) -> str | None:
     return next(name for name, low, high in SIZE_CLASSES if low <= height < high)
 
 
-class LabelsError(UserError, ValueError):
-    """labels.csv is missing or lacks its columns; the message says which."""
-
-
 def read_labelled_folder(folder: Path, name: str = "test") -> LabelledSet:
     """A folder with labels.csv (columns path, target [0/1], optional kind, part, target_height).
 
     Raises:
         LabelsError: no labels.csv, or it lacks the columns path and target.
     """
-    labels = folder / "labels.csv"
-    if not labels.is_file():
-        raise LabelsError(f"no labels.csv in {folder} (columns: path,target[,kind])")
-    with open(labels, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or "path" not in rows[0] or "target" not in rows[0]:
-        raise LabelsError(f"{labels} needs the columns path and target (0 or 1)")
-    truth = np.array([row["target"].strip() in ("1", "true", "True", "yes") for row in rows])
+    rows = read_label_rows(folder)
+    truth = np.array([shows_target(row) for row in rows])
     kinds = [row.get("kind") or ("target" if t else "other") for row, t in zip(rows, truth)]
     parts = [row.get("part") or "in_distribution" for row in rows]
     heights = [float(row["target_height"]) if (row.get("target_height") or "").strip() else None for row in rows]
