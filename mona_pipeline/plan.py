@@ -112,11 +112,10 @@ def _training_step_seconds(params: Params, steps: int) -> tuple[float, str]:
 
 def estimate_minutes(stages: list[str], report: CheckReport, params: Params, timing: MachineTiming) -> dict[str, float]:
     """Each planned stage's rough minutes on this machine (training: at most, before early stopping)."""
+    from mona_pipeline.train import plan_stage  # the stages' epochs, as training counts them (the baseline's too)
+
     cores = os.cpu_count() or 1
     files = sum(report.tags.values())
-    training_pictures = lambda stage: sum(report.classes.get(stage, {}).values()) * (1 - params.data.validation_fraction)
-    epochs = {name: stage.head_epochs + stage.finetune_epochs for name, stage in params.stages.items()}
-    epochs["baseline"] = params.train.baseline_epochs or sum(epochs.values())
     forward = timing.step_seconds / params.train.batch_size / 3  # a forward pass: about a third of a step
     tiles = 1 + len(tile_grid(*TYPICAL_PICTURE, params.tiling))
     test = report.test_pictures or 0
@@ -127,8 +126,9 @@ def estimate_minutes(stages: list[str], report: CheckReport, params: Params, tim
         * STAGE_OVERHEAD["evaluate"],
     }
     for dvc_name, stage in TRAINING_STAGES.items():
-        data_stage = "target" if stage == "baseline" else stage
-        steps = epochs[stage] * math.ceil(training_pictures(data_stage) / params.train.batch_size)
+        plan = plan_stage(stage, params, Path("models"))
+        training = sum(report.classes.get(plan.data_stage, {}).values()) * (1 - params.data.validation_fraction)
+        steps = (plan.head_epochs + plan.finetune_epochs) * math.ceil(training / params.train.batch_size)
         seconds[dvc_name] = steps * timing.step_seconds * STAGE_OVERHEAD["training"]
     return {stage: (seconds.get(stage, 0.0) + STAGE_START_SECONDS) / 60 for stage in stages}
 
