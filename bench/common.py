@@ -157,3 +157,21 @@ def small_pictures(folder: Path, count: int) -> Path:
         sub.mkdir(exist_ok=True)
         (sub / f"s{index:06d}.jpg").write_bytes(buffer.getvalue())
     return folder
+
+
+def stand_in_model(folder: Path, image_size: int = 32) -> Path:
+    """A tiny real Keras model saved as a trained target stage (average colour -> two classes): for benchmarks
+    of the pipeline's own cost at scale, where the network's share is not what is measured."""
+    import keras
+
+    from mona_pipeline.models import attach_head
+
+    inputs = keras.Input((image_size, image_size, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1.0 / 255.0)(inputs))
+    model = attach_head(keras.Model(inputs, pooled, name="backbone"), 2, 0.0)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save(folder / "model.keras")
+    (folder / "metadata.json").write_text(json.dumps({
+        "stage": "target", "class_names": ["mona", "others"], "positive_class": "mona", "target": "mona",
+        "image_size": image_size, "threshold": 0.95, "precision_policy": "float32"}))
+    return folder

@@ -60,7 +60,7 @@ def _scorer(model: Path):
     return _loaded_scorer(Path(model).resolve(), model_fingerprint(model))
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=8)  # a few characters' models, each a few MB
 def _loaded_scorer(model: Path, fingerprint: str):
     from mona_pipeline.inference import Scorer
     from mona_pipeline.trained import load_trained
@@ -225,7 +225,7 @@ def sort_flow(source: str, out: Path, overrides: SortOverrides = SortOverrides()
         return refuse(error)
     with run:
         tag_this_run("sort", f"action:{request.action}", f"source:{source_label(request.source)}",
-                     f"target:{run.scorer.trained.metadata.target or 'model'}",
+                     *(f"target:{target}" for target in run.targets or [run.scorer.trained.metadata.target or 'model']),
                      name=f"sort {run.run_dir.name} of {request.source}")
         recover_run(request)
         chunks, pictures, total = plan_chunks(run.source, request.chunk_size)

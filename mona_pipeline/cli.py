@@ -154,7 +154,7 @@ def command_sort(args: argparse.Namespace) -> int:
         with stop_on_signals() as stop:
             summary = sort_source(request, bar.update, stop, total=bar.set_total)
     except ModelNotFound as error:
-        if params is None and args.model is None:  # the default models/target, outside a project folder
+        if params is None and args.models is None:  # the default models/target, outside a project folder
             raise ModelNotFound(f"{error}. {Path.cwd()} is not a project folder (no params.yaml): run it from the "
                                 f"project folder, or pass --model PROJECT/models/target") from None
         raise
@@ -163,6 +163,10 @@ def command_sort(args: argparse.Namespace) -> int:
     counts = summary.counts
     print(f"{summary.pictures} pictures: {counts['keep']} keep, {counts['review']} review, {counts['drop']} drop, "
           f"{counts['unreadable']} unreadable ({summary.pictures_per_second} pictures/s this session)")
+    for target in summary.targets:
+        counts = target.counts
+        print(f"  {target.target}: {counts['keep']} keep, {counts['review']} review, {counts['drop']} drop "
+              f"(P = {target.confidence}; kept in {target.kept_dir})")
     if summary.action_failures:
         print(f"{summary.action_failures} file operations failed; those pictures were left in place (see the journal)")
     for line in not_done_lines(summary):

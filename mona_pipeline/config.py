@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mona_pipeline.errors import UserError
 
@@ -268,9 +268,18 @@ class TilingParams(Section):
         return self.mode == "auto" and self.auto_from <= whole_score < decisive
 
 
+def listed_models(value):
+    """A sort's models as a list: one folder (`model: models/target`, `--model` once) is a list of one."""
+    return [value] if isinstance(value, (str, Path)) else value
+
+
 class SortParams(Section):
     """A sort's settings: params.yaml's `sort` section, and the fields a sort run form shows."""
 
+    models: list[Path] = Field(
+        [Path("models/target")], min_length=1, validation_alias=AliasChoices("models", "model"), description=(
+            "trained model folders (model.keras + metadata.json), one per character: with several, every picture "
+            "is decoded once and scored by each, and kept under keep/<target>/ of each target it matches"))
     confidence: float | None = Field(
         None, ge=0.0, le=1.0, description="P: keep a picture when its score is at least P; empty = the model's "
                                          "threshold (stored with it when it was trained)")
@@ -284,6 +293,11 @@ class SortParams(Section):
     tiling: TilingMode | None = Field(None, description=(
         "off | auto | always: also score tiles of the picture (small figures, crowds); empty = params.yaml's "
         "tiling.mode"))
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _one_or_more(cls, value):
+        return listed_models(value)
 
     @model_validator(mode="after")
     def _band_below_confidence(self):

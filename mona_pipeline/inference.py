@@ -19,6 +19,11 @@ is the picture's score and `Scored.box` says which tile it was. Otherwise the sc
 picture's, so scores below the threshold keep their calibrated meaning (a plain maximum over dozens of
 tiles raised every picture's score: the demo's expected calibration error went from 0.09 to 0.33).
 `evaluate` and `sort` both come through here, so they tile alike.
+
+Several models score one stream as a `Panel`: each picture is read, prepared and decoded once, at the largest
+input size, resized once per other size, and every model scores the same batch (and the same tiles). A sort
+for three characters then costs one decode, not three. `Scored` carries one score (and box) per model; its
+`score`, `box`, `whole_score` and `tile_score` are the first model's, which is all a one-model caller reads.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -45,22 +50,41 @@ logger = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
 
 
+Box = tuple[float, float, float, float]  # a tile as fractions of the picture's width and height, (x0, y0, x1, y1)
+
+
 @dataclass(frozen=True)
 class Scored:
     key: str
-    score: float | None  # probability of the positive class; None when the picture could not be read
+    scores: tuple[float, ...] | None  # per model: probability of its positive class; None = could not be read
     error: str | None = None
-    image: np.ndarray | None = None  # (S, S, 3) float32 in [0, 255]: what the model saw, when asked for
-    box: tuple[float, float, float, float] | None = None  # the tile that gave the score, (x0, y0, x1, y1)
-    # as fractions of the picture's width and height; None = the whole picture
-    whole_score: float | None = None  # the whole picture's own score (= score unless a tile decided)
-    tile_score: float | None = None  # the best tile's (softened) score; None when no tile was scored
+    image: np.ndarray | None = None  # (S, S, 3) float32 in [0, 255]: what the models saw, when asked for
+    boxes: tuple[Box | None, ...] = ()  # per model: the tile that gave its score; None (or absent) = the whole
+    whole_scores: tuple[float, ...] = ()  # per model: the whole picture's own score (= score unless a tile decided)
+    tile_scores: tuple[float, ...] = ()  # per model: the best tile's (softened) score; empty when no tile was scored
     tiles: int = 0  # how many tiles were scored
     # internal: the picture as `preprocess.prepare` made it (decoded once more at the tiles' resolution)
     data_for_tiles: bytes | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def score(self) -> float | None:
+        """The first model's score."""
+        return self.scores[0] if self.scores else None
 
-def box_text(box: tuple[float, float, float, float] | None) -> str | None:
+    @property
+    def box(self) -> Box | None:
+        return self.boxes[0] if self.boxes else None
+
+    @property
+    def whole_score(self) -> float | None:
+        return self.whole_scores[0] if self.whole_scores else None
+
+    @property
+    def tile_score(self) -> float | None:
+        return self.tile_scores[0] if self.tile_scores else None
+
+
+def box_text(box: Box | None) -> str | None:
     """A tile box for journals, reports and the Prefect artifact: "x0,y0,x1,y1" in fractions, or None."""
     return None if box is None else ",".join(f"{value:.3f}" for value in box)
 
@@ -100,12 +124,48 @@ class Scorer:
         except BadPicture as error:
             return Scored(key, None, str(error))
         image = decode_for_model(tf.constant(fallback), self.image_size)
-        return Scored(key, float(self(image[tf.newaxis])[0]), image=image.numpy() if with_image else None)
+        scores = tuple(float(score) for score in np.reshape(self(image[tf.newaxis]), [-1]))
+        return Scored(key, scores, image=image.numpy() if with_image else None, whole_scores=scores)
 
 
-def score_stream(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]], batch_size: int = 64,
+class Panel:
+    """Several models scored on one input: (B, S, S, 3) at the largest model's size -> (B, M) scores, one
+    column per model. A model with a smaller input gets the batch resized once per size (as
+    `preprocess.resize_for_model` would squash the picture), so every model sees the same decode.
+
+        panel = Panel([Scorer(load_trained(a)), Scorer(load_trained(b))])
+        for result in score_stream(panel, items, decisive=[0.95, 0.9]):
+            result.scores   # (a's, b's)
+    """
+
+    def __init__(self, scorers: list[Scorer]):
+        if not scorers:
+            raise ValueError("a panel needs at least one model")
+        self.scorers = list(scorers)
+        self.image_size = max(scorer.image_size for scorer in self.scorers)
+
+    def __len__(self) -> int:
+        return len(self.scorers)
+
+    def __call__(self, images: tf.Tensor) -> np.ndarray:
+        by_size = {self.image_size: images}
+        columns = []
+        for scorer in self.scorers:
+            if scorer.image_size not in by_size:
+                by_size[scorer.image_size] = tf.image.resize(images, [scorer.image_size] * 2, antialias=True)
+            columns.append(np.asarray(scorer(by_size[scorer.image_size]), np.float64).reshape(-1))
+        return np.stack(columns, axis=1)
+
+    score_one = Scorer.score_one  # the slow way for one picture, at the panel's size, through every model
+
+
+def as_panel(scorer: Scorer | Panel) -> Panel:
+    return scorer if isinstance(scorer, Panel) else Panel([scorer])
+
+
+def score_stream(scorer: Scorer | Panel, items: Iterable[tuple[str, bytes | Exception]], batch_size: int = 64,
                  max_pixels: int = MAX_IMAGE_PIXELS, with_images: bool = False,
-                 tiling: TilingParams | None = None, decisive: float = 1.0,
+                 tiling: TilingParams | None = None, decisive: float | Sequence[float] = 1.0,
                  stop: Callable[[], bool] = lambda: False) -> Iterator[Scored]:
     """Score every (key, bytes) item, in batches; yields one `Scored` per item, errors included.
 
@@ -117,13 +177,20 @@ def score_stream(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]],
     (for thumbnails: no second decode).
 
     Args:
+        scorer: one model, or a `Panel` of several scored from one decode.
         tiling: multi-scale settings (None or mode off: whole pictures only).
-        decisive: the decision threshold; in auto mode a whole score at or above it skips the tiles.
+        decisive: the decision threshold (one per model of a panel); in auto mode a picture goes on to its
+            tiles while some model's whole score is below its threshold.
         stop: true once the caller is stopping: pictures still waiting for their tiles are given up.
     """
-    tiles = _Tiler(scorer, tiling, decisive, batch_size, max_pixels) if tiling and tiling.mode != "off" else None
-    for scored in _score_whole(scorer, items, batch_size, max_pixels, with_images):
-        if tiles is None or scored.score is None or not tiling.needs_tiles(scored.score, decisive) or stop():
+    panel = as_panel(scorer)
+    decisive = tuple(decisive) if isinstance(decisive, Sequence) else (decisive,) * len(panel)
+    if len(decisive) != len(panel):
+        raise ValueError(f"{len(decisive)} thresholds for {len(panel)} models")
+    tiles = _Tiler(panel, tiling, decisive, batch_size, max_pixels) if tiling and tiling.mode != "off" else None
+    for scored in _score_whole(panel, items, batch_size, max_pixels, with_images):
+        if tiles is None or scored.scores is None or stop() or not any(
+                tiling.needs_tiles(score, threshold) for score, threshold in zip(scored.scores, decisive)):
             yield dataclasses.replace(scored, data_for_tiles=None)
         else:
             yield from tiles.add(scored)
@@ -135,7 +202,8 @@ class _Tiler:
     """Collects pictures that need their tiles scored and scores them in groups, through one tf.data stream:
     decode each at the resolution its tiles need, cut and resize the tiles in parallel, batch them."""
 
-    def __init__(self, scorer: Scorer, tiling: TilingParams, decisive: float, batch_size: int, max_pixels: int):
+    def __init__(self, scorer: Panel, tiling: TilingParams, decisive: tuple[float, ...], batch_size: int,
+                 max_pixels: int):
         self.scorer, self.tiling, self.batch_size, self.max_pixels = scorer, tiling, batch_size, max_pixels
         self.decisive = decisive
         self.pending: list[tuple[Scored, bytes, list]] = []
@@ -171,25 +239,35 @@ class _Tiler:
                                         tiles_for_model(data, boxes, size, finest)),
             num_parallel_calls=AUTOTUNE, deterministic=True)
         dataset = dataset.ignore_errors().unbatch().batch(self.batch_size).prefetch(2)
-        best: dict[int, tuple[float, np.ndarray, int]] = {}
+        models = len(self.scorer)
+        best_score: dict[int, np.ndarray] = {}  # per picture, per model: its best tile's score
+        best_box: dict[int, np.ndarray] = {}  # (models, 4): that tile
+        count: collections.Counter = collections.Counter()
         for indices, boxes, images in dataset:
-            scores = self.scorer(images).numpy()
+            scores = self.scorer(images)  # (T, models)
             if self.tiling.tile_temperature != 1.0:
-                scores = temper(scores.astype(np.float64), self.tiling.tile_temperature)
-            for index, box, score in zip(indices.numpy().tolist(), boxes.numpy(), scores):
-                score_so_far, box_so_far, count = best.get(index, (-1.0, box, 0))
-                best[index] = (score, box, count + 1) if score > score_so_far else (score_so_far, box_so_far,
-                                                                                    count + 1)
+                scores = temper(scores, self.tiling.tile_temperature)
+            for index, box, row in zip(indices.numpy().tolist(), boxes.numpy(), scores):
+                count[index] += 1
+                if index not in best_score:
+                    best_score[index], best_box[index] = row.copy(), np.repeat(box[np.newaxis], models, axis=0)
+                    continue
+                better = row > best_score[index]
+                best_score[index][better], best_box[index][better] = row[better], box
         for index, (scored, _, _) in enumerate(pending):
-            if index not in best:  # TF could not decode it at the tiles' resolution: its whole score stands
+            if index not in best_score:  # TF could not decode it at the tiles' resolution: its whole score stands
                 logger.warning("%s: its tiles could not be decoded; scored as a whole", scored.key)
                 yield dataclasses.replace(scored, data_for_tiles=None)
                 continue
-            tile_score, box, count = best[index]
-            decides = tile_score >= self.decisive and tile_score > scored.score
+            tile_scores = tuple(float(score) for score in best_score[index])
+            decides = [tile >= threshold and tile > whole
+                       for tile, threshold, whole in zip(tile_scores, self.decisive, scored.scores)]
             yield dataclasses.replace(
-                scored, score=float(tile_score) if decides else scored.score, tile_score=float(tile_score),
-                tiles=count, box=tuple(round(float(v), 4) for v in box) if decides else None, data_for_tiles=None)
+                scored, tiles=count[index], tile_scores=tile_scores, data_for_tiles=None,
+                scores=tuple(tile if decided else whole for tile, decided, whole in
+                             zip(tile_scores, decides, scored.scores)),
+                boxes=tuple(tuple(round(float(v), 4) for v in box) if decided else None
+                            for box, decided in zip(best_box[index], decides)))
 
 
 def scoring_dataset(read: Callable[[], Iterator[tuple[int, bytes, bool]]], image_size: int,
@@ -213,7 +291,7 @@ def scoring_dataset(read: Callable[[], Iterator[tuple[int, bytes, bool]]], image
     return dataset.batch(batch_size).prefetch(2)
 
 
-def _score_whole(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]], batch_size: int,
+def _score_whole(scorer: Panel, items: Iterable[tuple[str, bytes | Exception]], batch_size: int,
                  max_pixels: int, with_images: bool) -> Iterator[Scored]:
     """The whole pictures, squashed to the model input (see `score_stream`). Each result carries its prepared
     bytes (`data_for_tiles`) for the tiler, so no picture is prepared twice; `score_stream` drops them."""
@@ -237,26 +315,26 @@ def _score_whole(scorer: Scorer, items: Iterable[tuple[str, bytes | Exception]],
             yield sequence, prepared, True
 
     for sequences, images in scoring_dataset(read, image_size, batch_size):
-        scores = scorer(images).numpy()
+        scores = scorer(images)  # (B, models)
         seen = images.numpy() if with_images else [None] * len(scores)  # rows are views: no copy each
-        for sequence, score, image in zip(sequences.numpy().tolist(), scores.tolist(), seen):
+        for sequence, row, image in zip(sequences.numpy().tolist(), scores.tolist(), seen):
             while in_flight[0][0] != sequence:  # TF dropped these: retry them with Pillow
                 yield _fallback(scorer, *in_flight.popleft()[1:4], max_pixels, with_images)
             _, key, _, prepared, refused = in_flight.popleft()
             if refused:
                 yield Scored(key, None, refused)
             else:
-                yield Scored(key, score, image=image, whole_score=score, data_for_tiles=prepared)
+                row = tuple(row)
+                yield Scored(key, row, image=image, whole_scores=row, data_for_tiles=prepared)
     while in_flight:
         _, key, data, prepared, refused = in_flight.popleft()
         yield Scored(key, None, refused) if refused else _fallback(scorer, key, data, prepared, max_pixels,
                                                                    with_images)
 
 
-def _fallback(scorer: Scorer, key: str, data: bytes, prepared: bytes, max_pixels: int, with_images: bool) -> Scored:
+def _fallback(scorer: Panel, key: str, data: bytes, prepared: bytes, max_pixels: int, with_images: bool) -> Scored:
     scored = scorer.score_one(key, data, max_pixels, with_images)
-    return dataclasses.replace(scored, whole_score=scored.score,
-                               data_for_tiles=prepared if scored.score is not None else None)
+    return dataclasses.replace(scored, data_for_tiles=prepared if scored.scores is not None else None)
 
 
 def read_files(paths: Iterable, root=None) -> Iterator[tuple[str, bytes | BadPicture]]:

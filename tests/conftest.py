@@ -105,11 +105,13 @@ def colour_picture(colour, fmt: str = "JPEG", size=(48, 40), **save) -> bytes:
     return buffer.getvalue()
 
 
-def make_colour_model(folder: Path, image_size: int = 32, threshold: float = 0.9) -> Path:
+def make_colour_model(folder: Path, image_size: int = 32, threshold: float = 0.9, target: str = "mona",
+                      weights=(1.0, 0.0, -1.0)) -> Path:
     """A real, tiny Keras model saved like a trained stage: score = sigmoid(20 * (red - blue)).
 
     Pure red scores ~1, pure blue ~0, grey 0.5; (200, 100, 100) about 0.9997 and
-    (140, 100, 120) about 0.65, so tests can aim at keep, review and drop.
+    (140, 100, 120) about 0.65, so tests can aim at keep, review and drop. Other `weights` (of red, green,
+    blue) and `target` make another character's model: (0, 1, -1) finds green (and yellow).
     """
     import json
 
@@ -121,12 +123,12 @@ def make_colour_model(folder: Path, image_size: int = 32, threshold: float = 0.9
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1.0 / 255.0)(inputs))
     backbone = keras.Model(inputs, pooled, name="backbone")
     model = attach_head(backbone, 2, 0.0)
-    model.get_layer("head").set_weights([np.array([[10.0, -10.0], [0.0, 0.0], [-10.0, 10.0]], "float32"),
-                                         np.zeros(2, "float32")])
+    column = 10.0 * np.asarray(weights, "float32")[:, np.newaxis]
+    model.get_layer("head").set_weights([np.concatenate([column, -column], axis=1), np.zeros(2, "float32")])
     folder.mkdir(parents=True, exist_ok=True)
     model.save(folder / "model.keras")
     (folder / "metadata.json").write_text(json.dumps({
-        "stage": "target", "class_names": ["mona", "others"], "positive_class": "mona", "target": "mona",
+        "stage": "target", "class_names": [target, "others"], "positive_class": target, "target": target,
         "image_size": image_size, "threshold": threshold, "precision_policy": "float32"}))
     return folder
 

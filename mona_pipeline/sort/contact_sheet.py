@@ -23,6 +23,8 @@ import numpy as np
 from PIL import Image
 
 from mona_pipeline.drawing import draw_box
+from mona_pipeline.markdown import markdown_table
+from mona_pipeline.sort.decisions import DECISIONS
 from mona_pipeline.sort.journal import Entry
 from mona_pipeline.sort.results import SortSummary
 
@@ -103,6 +105,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 <h1>Sort of {title}</h1>
 <p>Action <b>{action}</b>, keep when score &ge; <b>{confidence}</b>{band}. Model: {model}.</p>
 <table><tr>{count_headers}</tr><tr>{count_cells}</tr></table>
+{targets}
 {sections}
 {errors}
 </body></html>
@@ -141,12 +144,26 @@ def write_contact_sheet(path: Path, summary: SortSummary, sheet: ContactSheet) -
         errors += "<h2>not sorted, and why</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in not_done)
         errors += "</ul>"
     band = f", review when score &ge; <b>{summary.review_from}</b>" if summary.review_from is not None else ""
-    path.write_text(PAGE.format(
+    targets = ""
+    if summary.targets:
+        header, rows = target_table(summary)
+        targets = ("<h2>per character</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                   + "</tr>" + "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
+                                       for row in rows) + "</table>")
+    path.write_text(PAGE.format(targets=targets,
         title=html.escape(summary.source), action=summary.action, confidence=summary.confidence, band=band,
         model=html.escape(summary.model), count_headers="".join(f"<th>{k}</th>" for k in summary.counts),
         count_cells="".join(f"<td>{v}</td>" for v in summary.counts.values()), sections="\n".join(sections),
         errors=errors), errors="backslashreplace")  # a name that is not UTF-8 is shown with escapes, not refused
     return path
+
+
+def target_table(summary: SortSummary) -> tuple[list[str], list[list]]:
+    """A sort with several models: one row per character (its threshold, counts and folder), for the report,
+    the Prefect summary and the CLI alike."""
+    header = ["target", "P", *DECISIONS[:3], "kept in", "model"]
+    return header, [[t.target, t.confidence, *(t.counts.get(d, 0) for d in DECISIONS[:3]), t.kept_dir, t.model]
+                    for t in summary.targets]
 
 
 def not_done_lines(summary: SortSummary) -> list[str]:
@@ -184,6 +201,8 @@ def summary_markdown(summary: SortSummary, sheet: ContactSheet) -> str:
              f"{summary.action_failures} file operations failed (pictures left in place)",
              f"- tiling `{summary.tiling.mode}`: {summary.found_in_tiles} kept or review pictures found in a tile "
              f"(outlined below)", *(f"- {line}" for line in not_done_lines(summary))]
+    if summary.targets:
+        lines += ["", "## Per character", markdown_table(*target_table(summary))]
     return "\n".join(lines) + "\n" + _thumbnails_markdown(sheet)
 
 

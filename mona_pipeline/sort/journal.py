@@ -3,7 +3,10 @@
 Every picture gets one row, keyed by its item key: its item id (relative path, or
 "<index>:<member name>" inside an archive) and a stamp of its content (size and
 modification time, or a zip member's checksum), so a new picture under a name an
-earlier pass used gets a row of its own. A file operation is written down as
+earlier pass used gets a row of its own. A sort with several models (one per
+character) gives a picture one row per target instead, keyed `<item key>#<target>`,
+each with its own decision and file operation (`picture` holds the item key, `target`
+the character); `counts` counts pictures, each by its best decision. A file operation is written down as
 `planned` (with its destination) *before* it happens and marked `done` after, in
 one transaction per batch, so a run killed at any instant can be resumed: rows
 still `planned` are checked against the disk and finished or redone, and `done`
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from mona_pipeline.errors import UserError
+from mona_pipeline.sort.decisions import DECISIONS
 
 JOURNAL_NAME = "journal.sqlite"  # in the run's folder: OUT/runs/<run>/journal.sqlite
 
@@ -39,10 +43,19 @@ CREATE TABLE IF NOT EXISTS entries (
     error TEXT,
     status TEXT NOT NULL,          -- planned | done | undone | undo_failed | purged
     time REAL NOT NULL,
-    box TEXT                       -- where a tile found the character: "x0,y0,x1,y1" fractions; NULL = whole
+    box TEXT,                      -- where a tile found the character: "x0,y0,x1,y1" fractions; NULL = whole
+    picture TEXT,                  -- the picture's item key (= item_id unless the run has several targets)
+    target TEXT                    -- the character of this row, in a run with several models; NULL otherwise
 );
 CREATE INDEX IF NOT EXISTS entries_status ON entries (status);
 """
+ADDED_COLUMNS = ("box", "picture", "target")  # journals written before them stay resumable and undoable
+
+
+def row_id(item_key: str, target: str | None) -> str:
+    """A journal row's key: the item key, with `#<target>` in a run with several targets (a target is a
+    plain folder name, without '#', so the key splits back unambiguously at its last '#')."""
+    return item_key if target is None else f"{item_key}#{target}"
 
 
 def to_column(value):
@@ -75,6 +88,8 @@ class Entry:
     status: str = "planned"
     time: float = 0.0
     box: str | None = None  # the tile that gave the score ("x0,y0,x1,y1", fractions); None = the whole picture
+    picture: str | None = None  # the item key (None: item_id is the item key)
+    target: str | None = None  # the row's character in a run with several models
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Entry":
@@ -103,6 +118,7 @@ class Journal:
         if read_only:
             self.connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
             self.connection.row_factory = sqlite3.Row
+            self.columns = self._columns()  # an older journal, read as it is: without the later columns
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self.connection = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
@@ -112,9 +128,13 @@ class Journal:
         # A run that touches no files (action none) only needs to survive a killed process: NORMAL.
         self.connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.connection.executescript(SCHEMA)
-        columns = {row["name"] for row in self.connection.execute("PRAGMA table_info(entries)")}
-        if "box" not in columns:  # a journal written before tiling: resumable and undoable all the same
-            self.connection.execute("ALTER TABLE entries ADD COLUMN box TEXT")
+        for column in set(ADDED_COLUMNS) - self._columns():
+            self.connection.execute(f"ALTER TABLE entries ADD COLUMN {column} TEXT")
+        self.connection.execute("CREATE INDEX IF NOT EXISTS entries_picture ON entries (picture)")
+        self.columns = self._columns()
+
+    def _columns(self) -> set[str]:
+        return {row["name"] for row in self.connection.execute("PRAGMA table_info(entries)")}
 
     def close(self) -> None:
         self.connection.close()
@@ -143,6 +163,14 @@ class Journal:
         return row["status"] if row else None
 
     @_locked
+    def rows_of(self, item_key: str) -> list[Entry]:
+        """Every row of one picture (one, or one per target)."""
+        rows = self.connection.execute("SELECT * FROM entries WHERE picture = ? OR item_id = ?",
+                                       (to_column(item_key), to_column(item_key))).fetchall()
+        # a single-target row's picture is its item_id: both terms find it, once
+        return [Entry.from_row(row) for row in rows]
+
+    @_locked
     def get(self, item_id: str) -> Entry | None:
         row = self.connection.execute("SELECT * FROM entries WHERE item_id = ?", (to_column(item_id),)).fetchone()
         return Entry.from_row(row) if row else None
@@ -152,12 +180,13 @@ class Journal:
         """Write entries as planned, in one transaction, before their file operations happen."""
         now = time.time()
         rows = [tuple(map(to_column, (e.item_id, e.source, e.name, e.content_hash, e.bytes, e.score, e.decision,
-                                      e.action, e.destination, e.error, e.status, now, e.box))) for e in entries]
+                                      e.action, e.destination, e.error, e.status, now, e.box, e.picture or e.item_id,
+                                      e.target))) for e in entries]
         with self.connection:
             self.connection.executemany(
                 "INSERT OR REPLACE INTO entries (item_id, source, name, content_hash, bytes, score, decision, "
-                "action, destination, error, status, time, box) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows)
+                "action, destination, error, status, time, box, picture, target) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     @_locked
     def mark(self, item_ids: Iterable[str], status: str, errors: dict[str, str] | None = None,
@@ -193,8 +222,24 @@ class Journal:
 
     @_locked
     def counts(self) -> dict[str, int]:
-        return {row["decision"]: row["n"] for row in
-                self.connection.execute("SELECT decision, COUNT(*) AS n FROM entries GROUP BY decision")}
+        """Pictures per decision; a picture with a row per target counts once, by its best decision."""
+        rank = " ".join(f"WHEN '{decision}' THEN {index}" for index, decision in enumerate(DECISIONS))
+        rows = self.connection.execute(
+            f"SELECT best, COUNT(*) AS n FROM (SELECT MIN(CASE decision {rank} ELSE {len(DECISIONS)} END) AS best "
+            f"FROM entries GROUP BY {'COALESCE(picture, item_id)' if 'picture' in self.columns else 'item_id'}) "
+            f"GROUP BY best")
+        return {DECISIONS[row["best"]]: row["n"] for row in rows if row["best"] < len(DECISIONS)}
+
+    @_locked
+    def target_counts(self) -> dict[str, dict[str, int]]:
+        """In a run with several targets: per target, its pictures per decision (empty otherwise)."""
+        counts: dict[str, dict[str, int]] = {}
+        if "target" not in self.columns:
+            return counts
+        for row in self.connection.execute("SELECT target, decision, COUNT(*) AS n FROM entries "
+                                           "WHERE target IS NOT NULL GROUP BY target, decision"):
+            counts.setdefault(from_column(row["target"]), {})[row["decision"]] = row["n"]
+        return counts
 
     @_locked
     def __len__(self) -> int:

@@ -18,10 +18,11 @@ from types import UnionType
 from typing import Annotated, Callable, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, TypeAdapter, ValidationError, WithJsonSchema, \
-    create_model, field_validator, model_serializer
+    create_model, field_validator, model_serializer, model_validator
 from pydantic.fields import FieldInfo
 
-from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams, TilingParams, validation_problems
+from mona_pipeline.config import MAX_IMAGE_PIXELS, Params, SortParams, TilingParams, listed_models, \
+    validation_problems
 from mona_pipeline.errors import UserError
 from mona_pipeline.sort.reading import resolve_source
 
@@ -40,7 +41,6 @@ class SortRequest(SortParams):
                                     "of paths, or a URL (s3://, gs://, ...); relative paths are relative to the "
                                     "project folder")
     out: Path = Field(description="output folder: keep/, review/ and runs/<run>/ (journal, report) go here")
-    model: Path = Field(Path("models/target"), description="trained model folder (model.keras + metadata.json)")
     run: str | None = Field(None, description="run name; the same name resumes that run; empty = from the source")
     max_image_pixels: int = Field(MAX_IMAGE_PIXELS, gt=0,
                                   description="larger pictures are refused as decompression bombs")
@@ -99,7 +99,8 @@ def _form_schema(field: FieldInfo) -> dict:
 def _optional_fields(model: type[BaseModel], skip: tuple[str, ...]) -> dict:
     """Each field of `model` as optional with the same description; None = not overridden."""
     return {name: (Annotated[field.annotation | None, WithJsonSchema(_form_schema(field))],
-                   Field(None, description=field.description, json_schema_extra=_no_default))
+                   Field(None, description=field.description, json_schema_extra=_no_default,
+                         validation_alias=field.validation_alias))
             for name, field in model.model_fields.items() if name not in skip}
 
 
@@ -109,6 +110,14 @@ def _no_default(schema: dict) -> None:
 
 class _Overrides(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_model_is_a_list(cls, values):
+        if isinstance(values, dict):
+            return {key: listed_models(value) if key in ("model", "models") and value is not None else value
+                    for key, value in values.items()}
+        return values
 
     @model_serializer(mode="wrap")
     def _without_empty_in_json(self, handler, info: SerializationInfo) -> dict:
@@ -166,6 +175,11 @@ def add_sort_options(parser, defaults: dict | None = None) -> None:
         kind = next((t for t in get_args(field.annotation) if t is not type(None)), field.annotation) \
             if get_origin(field.annotation) in (Union, UnionType) else field.annotation
         choices = get_args(kind) if get_origin(kind) is Literal else None
+        if get_origin(kind) is list:  # `--model A --model B`: the option once per value, under the alias
+            (item,) = get_args(kind)
+            parser.add_argument(f"--{field.validation_alias.choices[-1]}", dest=name, action="append",
+                                default=defaults.get(name), type=item, metavar="FOLDER", help=field.description)
+            continue
         parser.add_argument(f"--{name.replace('_', '-')}", default=defaults.get(name), choices=choices,
                             type=None if choices else option_type(kind, field), help=field.description)
 

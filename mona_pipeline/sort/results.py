@@ -17,6 +17,18 @@ from mona_pipeline.config import TilingParams
 SUMMARY_NAME = "summary.json"  # OUT/runs/<run>/summary.json: what the run's last finished session wrote
 
 
+class TargetResult(BaseModel):
+    """One character of a sort with several models: its model, threshold and the run's pictures per decision."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    model: str
+    confidence: float
+    counts: dict[str, int]
+    kept_dir: str
+
+
 class SortSummary(BaseModel):
     """One sort run, as written to OUT/runs/<run>/summary.json and shown by the CLI, the report and Prefect."""
 
@@ -48,6 +60,8 @@ class SortSummary(BaseModel):
     tiling: TilingParams
     found_in_tiles: int  # pictures a tile decided this session
     found_in_tiles_sample: list[dict]  # the first of them with "source", "decision", "score", "box"
+    targets: list[TargetResult] = []  # a sort with several models: each target's counts (empty with one model;
+    # then confidence and model are the one model's, with several the first's and all of them)
 
 
 @dataclass

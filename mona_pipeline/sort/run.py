@@ -6,7 +6,10 @@
         summary = run.finish(tally, seconds)
 
 `sort_source` does exactly that (the CLI path); the Prefect flow runs `process`
-per chunk in tasks and merges the tallies. Every picture is journaled before and
+per chunk in tasks and merges the tallies. With several models (`--model A --model B`)
+every picture is decoded once and scored by each (`inference.Panel`), and decided per
+target: kept under keep/<target>/ of each target it matches (decisions.py), in one
+journal that one undo reverses. Every picture is journaled before and
 after its file operation (journal.py), so a killed run resumes where it stopped.
 
 A run never stops without a word: an item that cannot be read is reported and the
@@ -28,15 +31,15 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
 from mona_pipeline.images import content_hash
-from mona_pipeline.inference import Scored, Scorer, box_text, score_stream
+from mona_pipeline.inference import Panel, Scored, Scorer, box_text, score_stream
 from mona_pipeline.sort import files, recovery
 from mona_pipeline.sort.contact_sheet import ContactSheet, picture_size, write_contact_sheet
-from mona_pipeline.sort.decisions import DECISIONS, decide, operation_for
-from mona_pipeline.sort.journal import JOURNAL_NAME, Entry, Journal
+from mona_pipeline.sort.decisions import DECISIONS, decide, operation_for, operations_for
+from mona_pipeline.sort.journal import JOURNAL_NAME, Entry, Journal, row_id
 from mona_pipeline.sort.lock import hold_run
 from mona_pipeline.sort.reading import Item, SourceError
-from mona_pipeline.sort.request import SettingsError, SortRequest
-from mona_pipeline.sort.results import SUMMARY_NAME, SortSummary
+from mona_pipeline.sort.request import PLAIN_NAME, SettingsError, SortRequest
+from mona_pipeline.sort.results import SUMMARY_NAME, SortSummary, TargetResult
 from mona_pipeline.sort.sources import count_in_background, open_source
 from mona_pipeline.sort.stop import StopRequest, stopping_error
 from mona_pipeline.sort.tally import FOUND_SAMPLE, Tally
@@ -81,17 +84,23 @@ class SortRun:
         if request.action in ("move", "delete", "link") and not self.source.movable:
             raise SourceError(f"action {request.action!r} needs pictures on a local disk, but {request.source} is "
                               f"read in place and never changed; use --action copy or none")
-        self.scorer = scorer if isinstance(scorer, Scorer) else (scorer or load_scorer)(request.model)
-        metadata = self.scorer.trained.metadata
-        self.confidence = request.confidence if request.confidence is not None else metadata.threshold
-        if request.review_from is not None and request.review_from >= self.confidence:
-            raise SettingsError(f"review_from ({request.review_from}) must be below the confidence ({self.confidence})")
+        self.scorers = [scorer] if isinstance(scorer, Scorer) else [(scorer or load_scorer)(model)
+                                                                    for model in request.models]
+        self.scorer, self.panel = self.scorers[0], Panel(self.scorers)
+        self.targets = target_names(request.models, self.scorers) if len(self.scorers) > 1 else None
+        self.confidences = [scorer.trained.metadata.threshold if request.confidence is None else request.confidence
+                            for scorer in self.scorers]
+        self.confidence = self.confidences[0]
+        if request.review_from is not None and request.review_from >= min(self.confidences):
+            raise SettingsError(f"review_from ({request.review_from}) must be below the confidence "
+                                f"({min(self.confidences)})")
         if request.out.exists() and not request.out.is_dir():
             raise SettingsError(f"output folder {request.out} is a file; give a folder (or a new name) for --out")
         self.tiling = request.tiling_params
         settings = {"source": request.source,  # resolved once, when the request was built
-                    "action": request.action, "confidence": str(self.confidence),
-                    "review_from": str(request.review_from), "model_fingerprint": model_fingerprint(request.model)}
+                    "action": request.action, "confidence": ",".join(map(str, self.confidences)),
+                    "review_from": str(request.review_from),
+                    "model_fingerprint": ",".join(model_fingerprint(model) for model in request.models)}
         if self.tiling.mode != "off":  # tiles change decisions: another tiling is another run
             settings["tiling"] = self.tiling.model_dump_json()
         self.run_dir = request.run_dir("|".join(settings.values()))
@@ -108,8 +117,10 @@ class SortRun:
         try:
             _check_same_settings(self.run_dir, self.journal.info(), settings)
             # out_path: where OUT was, so that an undo finds the pictures after OUT was moved as a whole
-            self.journal.set_info(out=str(request.out), out_path=str(request.out.resolve()), model=str(request.model),
-                                  target=metadata.target or "", **settings)
+            self.journal.set_info(out=str(request.out), out_path=str(request.out.resolve()),
+                                  model=", ".join(map(str, request.models)),
+                                  target=", ".join(self.targets or [self.scorer.trained.metadata.target or ""]),
+                                  **settings)
         except Exception:
             self.close()
             raise
@@ -157,8 +168,8 @@ class SortRun:
                 failure.append(error)
 
         batch: list[tuple[_Read, Scored]] = []
-        for scored in score_stream(self.scorer, feed(), self.request.batch_size, self.request.max_image_pixels,
-                                   with_images=True, tiling=self.tiling, decisive=self.confidence,
+        for scored in score_stream(self.panel, feed(), self.request.batch_size, self.request.max_image_pixels,
+                                   with_images=True, tiling=self.tiling, decisive=self.confidences,
                                    stop=lambda: self.stop.requested):
             read = reads.pop(scored.key)
             if self.stop.requested:  # drain what TF still holds, unjournaled: the stream ends as at the source's end
@@ -194,9 +205,7 @@ class SortRun:
                 return
             # The journal knows a picture by its name and its content's stamp (size and time, or a checksum):
             # a new picture under a name an earlier pass used is a new picture.
-            status = self.journal.status_of(item.key)
-            if status == "planned":  # left half done by a killed attempt at this chunk: settle it first
-                status = recovery.settle(self.journal, self.journal.get(item.key))
+            status = self._status(item.key)
             if status == "done" or item.key in reads:  # done, or listed twice and already on its way
                 tally.skipped_done += status == "done"
                 progress(1)
@@ -211,12 +220,32 @@ class SortRun:
             reads[item.key] = _Read(item, data, content_hash(data))
             yield item.key, data
 
-    def _plan(self, read: _Read, scored: Scored, taken: dict[Path, str], tally: Tally) -> Entry:
-        decision = decide(scored.score, self.confidence, self.request.review_from)
-        operation = operation_for(self.request.action, decision)
+    def _status(self, item_key: str) -> str | None:
+        """done when every row of the picture is done (one, or one per target); rows a killed attempt at this
+        chunk left planned are settled first. Anything else: sort it (again)."""
+        rows = self.journal.rows_of(item_key)
+        statuses = [recovery.settle(self.journal, row) if row.status == "planned" else row.status for row in rows]
+        return "done" if len(rows) == len(self.targets or [None]) and all(s == "done" for s in statuses) else None
+
+    def _plan(self, read: _Read, scored: Scored, taken: dict[Path, str], tally: Tally) -> list[Entry]:
+        """The picture's rows: one, or one per target (a move or trash last: it takes the source away)."""
+        review_from = self.request.review_from
+        if self.targets is None:
+            decision = decide(scored.score, self.confidence, review_from)
+            return [self._entry(read, scored, decision, operation_for(self.request.action, decision), None, 0,
+                                taken, tally)]
+        scores = scored.scores or [None] * len(self.targets)
+        decisions = [decide(score, confidence, review_from) for score, confidence in zip(scores, self.confidences)]
+        entries = [self._entry(read, scored, decision, operation, target, index, taken, tally) for index, (
+            decision, operation, target) in enumerate(zip(decisions, operations_for(self.request.action, decisions),
+                                                          self.targets))]
+        return sorted(entries, key=lambda entry: entry.action in ("move", "trash"))
+
+    def _entry(self, read: _Read, scored: Scored, decision: str, operation: str, target: str | None, model: int,
+               taken: dict[Path, str], tally: Tally) -> Entry:
         destination, error, status = None, scored.error, "planned"
         if operation != "none":
-            folder = self.run_dir / "trash" if operation == "trash" else self.request.out / decision
+            folder = self.run_dir / "trash" if operation == "trash" else self.request.out / decision / (target or "")
             try:
                 destination, already_there = files.choose_destination(
                     folder, PurePosixPath(read.item.name), read.content_hash, taken,
@@ -228,10 +257,13 @@ class SortRun:
                 if already_there:  # e.g. an earlier run put it there, or it *is* the source: nothing to do
                     operation = "none"
                     tally.already_there += 1
-        return Entry(read.item.key, read.item.source, read.item.name, read.content_hash,
-                     len(read.data) if read.data is not None else None, scored.score, decision, operation,
+        return Entry(row_id(read.item.key, target), read.item.source, read.item.name, read.content_hash,
+                     len(read.data) if read.data is not None else None,
+                     scored.scores[model] if scored.scores else None, decision, operation,
                      str(destination) if destination else None, error,
-                     status="done" if operation == "none" else status, box=box_text(scored.box))
+                     status="done" if operation == "none" else status,
+                     box=box_text(scored.boxes[model] if len(scored.boxes) > model else None),
+                     picture=read.item.key if target else None, target=target)
 
     def _commit(self, batch: list[tuple[_Read, Scored]], tally: Tally, sheet: ContactSheet) -> None:
         """Journal the batch as planned, do its file operations, journal them done (or failed).
@@ -240,53 +272,65 @@ class SortRun:
             SortStopped: the disk under OUT is full or read-only, or the journal cannot be written.
         """
         taken: dict[Path, str] = {}  # destinations chosen in this batch -> their content's hash
-        entries = [self._plan(read, scored, taken, tally) for read, scored in batch]
-        self._write_journal(self.journal.plan, entries)
+        pictures = [(read, scored, self._plan(read, scored, taken, tally)) for read, scored in batch]
+        self._write_journal(self.journal.plan, [entry for _, _, entries in pictures for entry in entries])
         done, failed, copied = [], {}, {}
         try:
-            for position, (entry, (read, scored)) in enumerate(zip(entries, batch)):
+            for position, (read, scored, entries) in enumerate(pictures):
                 if self.stop.requested:  # a signal: the rest of the batch is not begun (sorted again on rerun)
-                    for rest in entries[position:]:
-                        if rest.status == "planned":
-                            self._write_journal(self.journal.forget, rest.item_id)
+                    for _, _, rest in pictures[position:]:
+                        for entry in rest:
+                            if entry.status == "planned":
+                                self._write_journal(self.journal.forget, entry.item_id)
                     return
-                tally.counts[entry.decision] += 1
-                if entry.error:
-                    tally.errors.append((entry.source, entry.error))
-                if entry.decision != "unreadable":
-                    self._offer(sheet, entry, scored, read)
-                if entry.box and entry.decision in ("keep", "review"):
-                    tally.found_in_tiles += 1
-                    if len(tally.found_sample) < FOUND_SAMPLE:  # bounded: a run may keep millions
-                        tally.found_sample.append({"source": entry.source, "decision": entry.decision,
-                                                   "score": round(entry.score, 4), "box": entry.box})
-                if entry.status == "failed":  # refused when planned (a link inside OUT)
-                    failed[entry.item_id] = entry.error
-                    logger.error("%s: %s", entry.source, entry.error)
-                    continue
-                if entry.action == "none":
-                    continue
-                try:
-                    performed = files.perform(entry.action, Path(entry.destination), read.data, read.item.path,
-                                              entry.content_hash)
-                    done.append(entry.item_id)
-                    if performed != entry.action:  # a read-only source: copied, not moved
-                        copied[entry.item_id] = performed
-                except files.SourceNotWritable as error:
-                    failed[entry.item_id] = str(error)
-                    logger.error("%s: %s", entry.source, error)
-                except OSError as error:
-                    stop = stopping_error(error, self.run_dir, entry.destination)
-                    if stop:
-                        raise stop from error
-                    failed[entry.item_id] = f"{entry.action} failed: {error}"
-                    logger.error("%s: %s failed, picture left in place: %s", entry.source, entry.action, error)
+                self._count(entries, scored, read, tally, sheet)
+                for entry in entries:
+                    if entry.status == "failed":  # refused when planned (a link inside OUT)
+                        failed[entry.item_id] = entry.error
+                        logger.error("%s: %s", entry.source, entry.error)
+                        continue
+                    if entry.action == "none":
+                        continue
+                    try:
+                        performed = files.perform(entry.action, Path(entry.destination), read.data,
+                                                  read.item.path, entry.content_hash)
+                        done.append(entry.item_id)
+                        if performed != entry.action:  # a read-only source: copied, not moved
+                            copied[entry.item_id] = performed
+                    except files.SourceNotWritable as error:
+                        failed[entry.item_id] = str(error)
+                        logger.error("%s: %s", entry.source, error)
+                    except OSError as error:
+                        stop = stopping_error(error, self.run_dir, entry.destination)
+                        if stop:
+                            raise stop from error
+                        failed[entry.item_id] = f"{entry.action} failed: {error}"
+                        logger.error("%s: %s failed, picture left in place: %s", entry.source, entry.action, error)
         finally:  # also when stopping: what was done is recorded (or, if even that fails, recovered on rerun)
             self._write_journal(self.journal.mark, done, "done", None, copied)
             tally.copied_not_moved += len(copied)
             if failed:
                 tally.action_failures += len(failed)
                 self._write_journal(self.journal.mark, list(failed), "failed", failed)
+
+    def _count(self, entries: list[Entry], scored: Scored, read: _Read, tally: Tally, sheet: ContactSheet) -> None:
+        """A picture's place in the tally (once, by its best decision; per target too) and on the contact sheet."""
+        best = min(entries, key=lambda entry: (DECISIONS.index(entry.decision), -(entry.score or 0.0)))
+        tally.counts[best.decision] += 1
+        for entry in entries:
+            if entry.target:
+                tally.count_target(entry.target, entry.decision)
+        for error in dict.fromkeys(entry.error for entry in entries if entry.error):
+            tally.errors.append((best.source, error))
+        if best.decision != "unreadable":
+            self._offer(sheet, best, scored, read)
+        found = [entry for entry in entries if entry.box and entry.decision in ("keep", "review")]
+        if found:
+            tally.found_in_tiles += 1
+            if len(tally.found_sample) < FOUND_SAMPLE:  # bounded: a run may keep millions
+                tally.found_sample.append({"source": best.source, "decision": found[0].decision,
+                                           "score": round(found[0].score, 4), "box": found[0].box,
+                                           **({"target": found[0].target} if found[0].target else {})})
 
     def _write_journal(self, write: Callable, *arguments) -> None:
         try:
@@ -313,7 +357,8 @@ class SortRun:
         problems = self.problems + tally.problems
         summary = SortSummary(
             source=request.source, action=request.action, confidence=self.confidence,
-            review_from=request.review_from, model=str(request.model), counts=counts, pictures=sum(counts.values()),
+            review_from=request.review_from, model=", ".join(map(str, request.models)), counts=counts,
+            pictures=sum(counts.values()), targets=self._target_results(),
             this_session=tally.counts, resumed_skipped=tally.skipped_done, already_there=tally.already_there,
             copied_not_moved=tally.copied_not_moved, skipped=dict(self.source.skips.counts),
             notes=list(self.source.skips.notes), action_failures=tally.action_failures, problems=problems,
@@ -329,6 +374,15 @@ class SortRun:
         except OSError as error:
             raise (stopping_error(error, self.run_dir, str(self.run_dir)) or error) from error
         return summary
+
+    def _target_results(self) -> list[TargetResult]:
+        if self.targets is None:
+            return []
+        counts = self.journal.target_counts()
+        return [TargetResult(target=target, model=str(model), confidence=confidence,
+                             counts=dict.fromkeys(DECISIONS, 0) | counts.get(target, {}),
+                             kept_dir=str(self.request.out / "keep" / target))
+                for target, model, confidence in zip(self.targets, self.request.models, self.confidences)]
 
     def finish_chunks(self, tallies: list[Tally], seconds: float) -> SortSummary:
         """`finish` for a run done in chunks (the Prefect flow): their tallies and sheet samples pooled."""
@@ -354,6 +408,25 @@ def sort_source(request: SortRequest, progress: Callable[[int], None] = lambda n
         start = time.perf_counter()
         tally = run.process(run.source.items(), progress)
         return run.finish(tally, time.perf_counter() - start)
+
+
+def target_names(models: list[Path], scorers: list[Scorer]) -> list[str]:
+    """Each model's character (its metadata's target, else its folder's name): the folder it keeps into.
+
+    Raises:
+        SettingsError: a name that is no plain folder name, or two models for one character.
+    """
+    names = []
+    for model, scorer in zip(models, scorers):
+        name = scorer.trained.metadata.target or Path(model).resolve().name
+        if not PLAIN_NAME.fullmatch(name):
+            raise SettingsError(f"model {model} finds {name!r}, which is not a plain folder name for keep/<target>/: "
+                                f"use letters, digits, '.', '_' and '-'")
+        if name in names:
+            raise SettingsError(f"models {models[names.index(name)]} and {model} both find {name!r}: give one model "
+                                f"per character")
+        names.append(name)
+    return names
 
 
 def _check_same_settings(run_dir: Path, recorded: dict[str, str], settings: dict[str, str]) -> None:

@@ -32,6 +32,7 @@ class RunRecord:
     changed: float | None  # the last entry's time
     summary: SortSummary | None  # None: no session of the run has finished yet
     busy: str | None  # who holds the run's lock now, or None
+    targets: dict[str, dict[str, int]]  # a run with several models: per character, its pictures per decision
 
     @property
     def name(self) -> str:
@@ -82,6 +83,7 @@ def read_run(run_dir: Path) -> RunRecord:
         with Journal(path, read_only=True) as journal:
             info = journal.info()
             counts = dict.fromkeys(DECISIONS, 0) | journal.counts()
+            targets = journal.target_counts()
             rows = journal.connection.execute(
                 "SELECT status, action, COUNT(*) AS n, MIN(time) AS first, MAX(time) AS last FROM entries "
                 "GROUP BY status, action").fetchall()
@@ -95,7 +97,7 @@ def read_run(run_dir: Path) -> RunRecord:
             summary = None  # written by another version: the journal still tells the counts
     return RunRecord(run_dir, info, counts, {(row["status"], row["action"]): row["n"] for row in rows},
                      min((row["first"] for row in rows), default=None), max((row["last"] for row in rows), default=None),
-                     summary, holder(run_dir))
+                     summary, holder(run_dir), targets)
 
 
 def list_runs(out: Path) -> list[RunRecord]:
@@ -145,6 +147,8 @@ def run_text(record: RunRecord) -> str:
              f"{info.get('model_fingerprint', '?')})",
              f"  when        started {_when(record.started)}, last change {_when(record.changed)}",
              f"  pictures    {record.pictures}: {_counts(record)}",
+             *(f"  {target:<11} " + " ".join(f"{d} {counts.get(d, 0)}" for d in DECISIONS[:3])
+               for target, counts in record.targets.items()),
              f"  state       {record.state}"]
     if summary is not None:
         lines += [f"  kept        {summary.kept_dir}", f"  report      {summary.report}"]

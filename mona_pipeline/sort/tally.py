@@ -28,6 +28,10 @@ class Tally:
     samples: dict = field(default_factory=dict)  # the contact-sheet samples of this call
     found_in_tiles: int = 0  # pictures a tile decided (kept)
     found_sample: list[dict] = field(default_factory=list)  # the first FOUND_SAMPLE of them, with the box
+    targets: dict[str, dict[str, int]] = field(default_factory=dict)  # several models: per target, its decisions
+
+    def count_target(self, target: str, decision: str) -> None:
+        self.targets.setdefault(target, dict.fromkeys(DECISIONS, 0))[decision] += 1
 
     @classmethod
     def merged(cls, tallies: Iterable["Tally"]) -> "Tally":
@@ -43,4 +47,7 @@ class Tally:
             total.problems += tally.problems
             total.found_in_tiles += tally.found_in_tiles
             total.found_sample += tally.found_sample[:FOUND_SAMPLE - len(total.found_sample)]
+            for target, counts in tally.targets.items():
+                for decision, count in counts.items():
+                    total.targets.setdefault(target, dict.fromkeys(DECISIONS, 0))[decision] += count
         return total

@@ -97,11 +97,11 @@ def test_the_prefect_yaml_deployment_runs_on_a_process_worker(server_environment
     with start_process(worker, lambda: True, server_environment, cwd=tmp_path):
         run_deployment("sort/nightly-inbox", server_environment, {
             "source": str(inbox), "out": str(out),
-            "overrides": {"model": str(colour_model), "action": "copy", "run": "worker-test"}})
+            "overrides": {"models": [str(colour_model)], "action": "copy", "run": "worker-test"}})
         # A user's mistake: a source that does not exist (nor its folder) is one line, not a traceback.
         refused = run([prefect, "deployment", "run", "sort/nightly-inbox", "--watch", "--watch-timeout", "150",
                        "--params", json.dumps({"source": str(tmp_path / "no" / "such"), "out": str(out),
-                                               "overrides": {"model": str(colour_model)}})],
+                                               "overrides": {"models": [str(colour_model)]}})],
                       server_environment, timeout=180)
     assert "Refused" in refused.stdout, refused.stdout[-3000:]
     logs = flow_run_logs(server_environment["PREFECT_API_URL"], "sort/nightly-inbox", state="FAILED")
@@ -135,7 +135,7 @@ def test_the_schedule_fires_and_a_worker_completes_the_scheduled_run(server_envi
     prefect, api_url = str(BIN / "prefect"), server_environment["PREFECT_API_URL"]
     run([prefect, "work-pool", "create", "mona-scheduled", "--type", "process"], server_environment)
     parameters = {"source": str(inbox), "out": str(out),
-                  "overrides": {"model": str(colour_model), "action": "copy", "run": "scheduled-test"}}
+                  "overrides": {"models": [str(colour_model)], "action": "copy", "run": "scheduled-test"}}
     deployed = run([prefect, "--no-prompt", "deploy", "--name", "nightly-inbox", "--pool", "mona-scheduled",
                     "--interval", "20", "--params", json.dumps(parameters)], server_environment, cwd=PROJECT,
                    timeout=120)

@@ -52,6 +52,21 @@ def test_sort_flow_on_threads_publishes_progress_counts_and_summary(pile, tmp_pa
     assert again.resumed_skipped == 31 and again.counts == summary.counts
 
 
+def test_several_characters_in_one_flow_run_of_chunks(pile, tmp_path, colour_model, prefect_harness):
+    """The run form's models: each chunk scores every picture with both, the summary counts per target."""
+    from tests.conftest import make_colour_model
+
+    blue = make_colour_model(tmp_path / "models" / "blue", target="kiri", weights=(-1.0, 0.0, 1.0))
+    overrides = {"models": [str(colour_model), str(blue)], "chunk_size": 8, "batch_size": 4, "run": "two"}
+    state = sort_flow(str(pile), tmp_path / "out", overrides, tmp_path / "no-params.yaml", return_state=True)
+    summary = state.result()
+    assert summary.counts == {"keep": 30, "review": 0, "drop": 0, "unreadable": 1}
+    assert {t.target: t.counts["keep"] for t in summary.targets} == {"mona": 10, "kiri": 20}
+    assert len(list((tmp_path / "out" / "keep" / "kiri").iterdir())) == 20
+    assert {"target:mona", "target:kiri"} <= set(_flow_run(state).tags)
+    assert "## Per character" in _artifact_data("sort-two-summary")
+
+
 def _task_runs(flow_run_id):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
