@@ -146,7 +146,7 @@ def small_pictures(folder: Path, count: int) -> Path:
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    if len(list(folder.iterdir())) >= count:
+    if sum(1 for _ in folder.rglob("*.jpg")) >= count:  # the pictures lie in subfolders of 1000
         return folder
     buffer = io.BytesIO()
     for index in range(count):

@@ -14,10 +14,11 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench import overhead, scale, sort_throughput, train_input
+from bench import flow_scale, overhead, scale, several_models, sort_throughput, train_input
 from bench.common import RESULTS, ratio_text
 
-BENCHMARKS = {"sort_throughput": sort_throughput, "train_input": train_input, "scale": scale, "overhead": overhead}
+BENCHMARKS = {"sort_throughput": sort_throughput, "train_input": train_input, "scale": scale, "overhead": overhead,
+              "several_models": several_models, "flow_scale": flow_scale}
 
 
 def load(name: str) -> dict:
@@ -73,10 +74,31 @@ def other_rows(train: dict, size: dict, over: dict) -> list[tuple[str, str, str]
     ]
 
 
+def archive_rows(several: dict, flows: dict) -> list[tuple[str, str, str]]:
+    """Several characters in one pass, and archives of a user's size through the flow."""
+    rows = [(f"sort with 3 models / 1 model, seconds, tiling {key.removeprefix('tiling_')} ({several['pictures']} "
+             f"wallpapers)", f"{ratio_text(comparison)}; medians {comparison['medians']['three models']:.1f} vs "
+             f"{comparison['medians']['one model']:.1f} s", "<= 1.3")
+            for key, comparison in several.items() if key.startswith("tiling_")]
+    for run in flows["runs"]:
+        read = f", {run['bytes_read_per_archive_byte']:.3f} x the archive read" \
+            if run["bytes_read_per_archive_byte"] else ""
+        rows.append((f"flow, {run['size']} small pictures, {'tar.gz' if run['archive_bytes'] else 'folder'} on "
+                     f"{run['runner']}: ms per picture, flow peak RSS", f"{1000 * run['seconds_per_picture']:.2f} ms, "
+                     f"{run['peak_rss_mb']:.0f} MB{read}", ""))
+    for name, flat in flows["largest_over_smallest"].items():
+        small, large = flat["sizes"]
+        rows.append((f"flow, {name}: {large} / {small} pictures, seconds per picture; peak RSS",
+                     f"{flat['seconds_per_picture_ratio']:.2f}; {flat['peak_rss_ratio']:.2f}", "<= 1.1; <= 1.1"))
+    return rows
+
+
 def table() -> str:
     sort, train, size, over = (load(n) for n in ("sort_throughput", "train_input", "scale", "overhead"))
-    rows = sort_rows(sort) + other_rows(train, size, over)
-    named = (("sort", sort), ("training input", train), ("scale", size), ("overhead", over))
+    several, flows = (load(n) for n in ("several_models", "flow_scale"))
+    rows = sort_rows(sort) + other_rows(train, size, over) + archive_rows(several, flows)
+    named = (("sort", sort), ("training input", train), ("scale", size), ("overhead", over),
+             ("several models", several), ("flow scale", flows))
     when = "; ".join(f"{name} {result['when']}, load {result['load_start'][0]:.1f} -> {result['load_end'][0]:.1f}"
                      for name, result in named)
     tiling = sort["tiling_auto"]["tiling"]
@@ -103,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = ["--model", str(args.model)]
     arguments = {"sort_throughput": model, "train_input": ["--project", str(args.project)], "scale": model,
-                 "overhead": model}
+                 "overhead": model, "several_models": model, "flow_scale": []}
     for name in args.only:
         BENCHMARKS[name].main(arguments[name])
     text = table()

@@ -67,6 +67,38 @@ def test_several_characters_in_one_flow_run_of_chunks(pile, tmp_path, colour_mod
     assert "## Per character" in _artifact_data("sort-two-summary")
 
 
+def test_a_flow_run_walks_the_source_as_it_submits_never_holding_every_id(tmp_path, colour_model, prefect_harness,
+                                                                         monkeypatch):
+    """While the first chunk runs, the walk that names the chunks has gone at most IN_FLIGHT chunks ahead:
+    a list of every id (the flow's before) would have walked all 60 pictures first."""
+    from flows.sort import IN_FLIGHT
+    from mona_pipeline.sort.sources import FolderSource
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for index in range(60):
+        (inbox / f"p{index:02d}.png").write_bytes(colour_picture((220, 20, 20), "PNG", size=(20, 20)))
+    walked, seen_at_chunk = [0], []
+    walk, take = FolderSource.ids, FolderSource.items_for
+
+    def ids(self):
+        for item_id in walk(self):
+            walked[0] += 1
+            yield item_id
+
+    def items_for(self, item_ids):
+        seen_at_chunk.append(walked[0])
+        return take(self, item_ids)
+
+    monkeypatch.setattr(FolderSource, "ids", ids)
+    monkeypatch.setattr(FolderSource, "items_for", items_for)
+    summary = sort_flow(str(inbox), tmp_path / "out", {"model": colour_model, "chunk_size": 5, "run": "walk"},
+                        tmp_path / "no-params.yaml")
+    assert summary.counts["keep"] == 60 and len(seen_at_chunk) == 12
+    assert walked[0] == 60 + 60  # one walk to count, one to submit (a generator each)
+    assert min(seen_at_chunk) - 60 <= (IN_FLIGHT + 1) * 5, seen_at_chunk  # the second walk: lazily, chunk by chunk
+
+
 def _task_runs(flow_run_id):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId

@@ -139,3 +139,26 @@ def test_mona_sort_and_mona_summary_show_each_character(pile, tmp_path, models):
     assert "target mona, kaeya, diluc" in shown.stdout and "  diluc       keep 1 review 0 drop 4" in shown.stdout
     summary = json.loads((tmp_path / "out" / "runs" / "three" / "summary.json").read_text())
     assert [target["target"] for target in summary["targets"]] == ["mona", "kaeya", "diluc"]
+
+
+def test_a_journal_from_before_several_models_is_read_and_resumed_as_it_was(tmp_path):
+    """Older journals have no picture and target columns: read-only they count as before, opened for a sort
+    they gain the columns and keep every row."""
+    import sqlite3
+
+    path = tmp_path / "journal.sqlite"
+    with sqlite3.connect(path) as old:
+        old.executescript("""
+            CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE entries (item_id TEXT PRIMARY KEY, source TEXT NOT NULL, name TEXT NOT NULL,
+                content_hash TEXT, bytes INTEGER, score REAL, decision TEXT NOT NULL, action TEXT NOT NULL,
+                destination TEXT, error TEXT, status TEXT NOT NULL, time REAL NOT NULL);
+            INSERT INTO entries VALUES ('a.jpg@1', '/in/a.jpg', 'a.jpg', 'h1', 3, 0.99, 'keep', 'copy', '/o/a.jpg',
+                                        NULL, 'done', 1.0);
+            INSERT INTO entries VALUES ('b.jpg@1', '/in/b.jpg', 'b.jpg', 'h2', 3, 0.1, 'drop', 'none', NULL, NULL,
+                                        'done', 1.0);""")
+    with Journal(path, read_only=True) as journal:
+        assert journal.counts() == {"keep": 1, "drop": 1} and journal.target_counts() == {}
+    with Journal(path) as journal:
+        assert [row.item_id for row in journal.rows_of("a.jpg@1")] == ["a.jpg@1"]
+        assert journal.counts() == {"keep": 1, "drop": 1} and len(journal) == 2
