@@ -75,11 +75,12 @@ def run_flow(source: Path, model: Path, runner: str, chunk_size: int) -> dict:
             raise RuntimeError(f"flow run failed ({done.returncode}): {done.stderr[-3000:]}")
         run = json.loads(lines[-1][len("RESULT "):])
     size = source.stat().st_size if source.is_file() else None
+    counted = size and runner == "threads"  # on Dask a worker reads the archive: its reads are not counted here
     run.update(source=source.name, runner=runner, seconds_per_picture=run["seconds"] / run["pictures"],
-               archive_bytes=size, bytes_read_per_archive_byte=run["archive_bytes_read"] / size if size else None)
+               archive_bytes=size, bytes_read_per_archive_byte=run["archive_bytes_read"] / size if counted else None)
     print(f"{source.name} on {runner}: {run['pictures']} pictures, {run['seconds']:.0f} s "
           f"({1000 * run['seconds_per_picture']:.2f} ms each), flow peak RSS {run['peak_rss_mb']:.0f} MB"
-          + (f", read {run['bytes_read_per_archive_byte']:.3f}x the archive" if size else ""), flush=True)
+          + (f", read {run['bytes_read_per_archive_byte']:.3f}x the archive" if counted else ""), flush=True)
     return run
 
 

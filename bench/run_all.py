@@ -82,7 +82,7 @@ def archive_rows(several: dict, flows: dict) -> list[tuple[str, str, str]]:
             for key, comparison in several.items() if key.startswith("tiling_")]
     for run in flows["runs"]:
         read = f", {run['bytes_read_per_archive_byte']:.3f} x the archive read" \
-            if run["bytes_read_per_archive_byte"] else ""
+            if run["bytes_read_per_archive_byte"] and run["runner"] == "threads" else ""
         rows.append((f"flow, {run['size']} small pictures, {'tar.gz' if run['archive_bytes'] else 'folder'} on "
                      f"{run['runner']}: ms per picture, flow peak RSS", f"{1000 * run['seconds_per_picture']:.2f} ms, "
                      f"{run['peak_rss_mb']:.0f} MB{read}", ""))
