@@ -15,7 +15,8 @@ inside it gets them too.
 
 `MONA_DELAY_UNDER` (with `MONA_DELAY_SECONDS`, default 0.3) makes every hooked call whose path lies
 under that folder sleep first: a slow or network disk, which widens the window in which a second
-process on the same run could interfere. `MONA_ENTRY=flows.sort` runs the Prefect flow's command line
+process on the same run could interfere. With `MONA_HOLD_WHILE` (a path) such a call also waits while that
+file exists: a test holds the first process in mid-run until the second has tried, whatever the load. `MONA_ENTRY=flows.sort` runs the Prefect flow's command line
 (`python -m flows.sort ...`) instead of `mona`.
 
 `MONA_MEMORY_LIMIT_MB` starts a watchdog thread that kills the process (after writing
@@ -41,6 +42,7 @@ KIND = os.environ.get("MONA_FAULT_KIND", "kill")
 UNDER = os.path.realpath(os.environ["MONA_FAULT_UNDER"]) if os.environ.get("MONA_FAULT_UNDER") else ""
 DELAY_UNDER = os.path.realpath(os.environ["MONA_DELAY_UNDER"]) if os.environ.get("MONA_DELAY_UNDER") else ""
 DELAY_SECONDS = float(os.environ.get("MONA_DELAY_SECONDS", "0.3"))
+HOLD_WHILE = os.environ.get("MONA_HOLD_WHILE", "")
 calls = 0
 
 
@@ -68,6 +70,8 @@ def _hook(module, name: str) -> None:
         global calls
         if DELAY_UNDER and name != "fsync" and _touches(arguments, DELAY_UNDER):
             time.sleep(DELAY_SECONDS)
+            while HOLD_WHILE and os.path.exists(HOLD_WHILE):
+                time.sleep(0.05)
         if not (name == "fsync" or _touches(arguments)):
             return original(*arguments, **keywords)
         calls += 1

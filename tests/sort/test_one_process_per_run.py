@@ -107,9 +107,12 @@ def test_two_identical_sorts_at_once_leave_one_run_that_undo_puts_back_whole(tmp
     confidence = "0" if action == "move" else "1"  # delete: every picture dropped, into the trash
     sort = ["sort", source, "--out", out, "--model", model, "--action", action, "--confidence", confidence,
             "--batch-size", "8", "--tiling", "off", "--quiet", "--run", "twice"]
-    first = start_child(params_file, *sort, environment=slowed(source, 0.2))
+    hold = tmp_path / "hold"  # the first waits at its first file operation until the second has tried
+    hold.touch()
+    first = start_child(params_file, *sort, environment={**slowed(source, 0.2), "MONA_HOLD_WHILE": str(hold)})
     wait_for(lambda: (out / "runs" / "twice" / "journal.sqlite").is_file())
     second = run_child(params_file, *sort)
+    hold.unlink()
     refused_by(second, first)
     first.finish().assert_clean(0)
     undo = run_child(params_file, "undo", out / "runs" / "twice")
