@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mona_pipeline.config import WILDCARD, Params
+from mona_pipeline.config import REJECTED_SUFFIX, WILDCARD, Params, rejected_tag
 from mona_pipeline.errors import UserError
 from mona_pipeline.evaluate.labels import LABELS_NAME, LabelsError, read_label_rows, shows_target
 from mona_pipeline.ingest import list_files
@@ -117,7 +117,8 @@ def check_stages(params: Params, report: CheckReport) -> None:
         named = {tag for tags in stage.classes.values() for tag in tags if tag != WILDCARD}
         report.classes[stage_name] = {}
         for class_name, tags in stage.classes.items():
-            members = sorted(set(report.tags) - named) if WILDCARD in tags else tags
+            members = sorted(tag for tag in set(report.tags) - named if not tag.endswith(REJECTED_SUFFIX)) \
+                if WILDCARD in tags else tags
             used.update(named)
             if WILDCARD in tags:
                 through_wildcard.update({tag: f"stages.{stage_name}.classes.{class_name}" for tag in members})
@@ -132,6 +133,13 @@ def check_stages(params: Params, report: CheckReport) -> None:
             report.classes[stage_name][class_name] = count
             check_class_size(report, params.data.min_class_pictures, stage_name, class_name, count,
                              is_target=stage_name == "target" and class_name == params.target)
+    rejected = rejected_tag(params.target)
+    if rejected in report.tags:  # the user's false alarms, added by `mona learn`: the target stage's negatives
+        used.add(rejected)
+        report.note(f"{params.data.raw_dir}/{rejected}", f"{report.tags[rejected]} pictures rejected in reviews "
+                                                         f"(mona learn): stages.target trains them as "
+                                                         f"{params.stages.target.class_names[1]!r}")
+        report.classes["target"][params.stages.target.class_names[1]] += report.tags[rejected]
     for tag in sorted(set(report.tags) - used):
         where = f"{params.data.raw_dir}/{tag}"
         if tag in through_wildcard:

@@ -47,6 +47,12 @@ def command_demo_data(args: argparse.Namespace) -> int:
     from mona_pipeline import demo
 
     params = load_params(params_path(args))
+    if args.pool is not None:  # a fresh archive for a review round; training's and the test's pictures untouched
+        start = time.perf_counter()
+        count = demo.generate_pool(params.demo, args.pool_dir, args.pool, args.seed, params.target)
+        print(f"demo pool: {count} pictures in {args.pool_dir / 'images'} (seed {args.seed}), the answers a "
+              f"reviewer would give in {args.pool_dir / 'labels.csv'} ({time.perf_counter() - start:.1f} s)")
+        return 0
     marker = params.data.raw_dir / demo.DEMO_MARKER
     stamp = digest(params.demo)
     if marker.is_file() and marker.read_text().strip() == stamp and not args.force:
@@ -313,6 +319,17 @@ def version() -> str:
         return "mona-pipeline (not installed)"
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (the message names the value)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mona", description=__doc__, formatter_class=argparse.RawTextHelpFormatter,
                     allow_abbrev=False)
@@ -327,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = command("demo-data", help="draw the demo cast into data/raw and data/test")
     demo.add_argument("--force", action="store_true", help="redraw even if present")
+    demo.add_argument("--pool", type=positive_int, default=None, metavar="N",
+                      help="instead: draw N new pictures, a user's archive to sort and review (docs/review.md)")
+    demo.add_argument("--seed", type=int, default=9, help="--pool: its seed (default 9)")
+    demo.add_argument("--pool-dir", type=Path, default=Path("data/pool"), help="--pool: where (default data/pool)")
     demo.set_defaults(handler=command_demo_data)
     command("ingest", help="data/raw -> manifest").set_defaults(handler=command_ingest)
     command("shards", help="manifest -> TFRecord shards").set_defaults(handler=command_shards)

@@ -24,6 +24,18 @@ from mona_pipeline.errors import UserError
 
 STAGE_ORDER = ("gender", "lookalike", "target")
 WILDCARD = "*"
+# What `mona learn` adds from a user's review (review/learn.py): pictures confirmed as the target under its own
+# tag, pictures rejected (the user's false alarms) under rejected_tag(target), both in a LEARNED_FOLDER
+# subfolder (data/raw/<tag>/learned/<run>/...). Ingest keeps learned pictures in the train split, so a picture
+# a review judged never counts as held-out evidence of the next model.
+LEARNED_FOLDER = "learned"
+REJECTED_SUFFIX = "_rejected"
+
+
+def rejected_tag(target: str) -> str:
+    """The tag of a target's hard negatives: the target stage (and the baseline) train them as its second class,
+    the other stages never see them (a false alarm is not known to be female, or a look-alike)."""
+    return f"{target}{REJECTED_SUFFIX}"
 # The paper's P: keep a picture when the target's probability is at least this. Stored with the model.
 DEFAULT_THRESHOLD = 0.95
 # Pictures with more pixels than this are refused as decompression bombs (ingest, evaluate and sort alike).
@@ -120,7 +132,10 @@ class StageParams(Section):
         return list(self.classes)
 
     def label_for(self, tag: str) -> int:
-        """Class index of a folder tag in this stage, or -1 when the stage does not use it."""
+        """Class index of a folder tag in this stage, or -1 when the stage does not use it (a rejected tag is
+        not taken by '*': only the target stage of its own target reads it)."""
+        if tag.endswith(REJECTED_SUFFIX):
+            return -1
         for index, tags in enumerate(self.classes.values()):
             if tag in tags:
                 return index
@@ -155,6 +170,10 @@ class TargetStageParams(StageParams):
         "fixed stores `threshold` as the model's decision threshold; validation stores the lowest calibrated "
         "score at which the validation split's precision reaches `threshold` (P is then a precision, not a "
         "score; `threshold` itself when no cut reaches it)"))
+
+    def label_for(self, tag: str) -> int:
+        """As a stage's, and the target's rejected pictures (`rejected_tag`) are its second class: hard negatives."""
+        return 1 if tag == rejected_tag(self.class_names[0]) else super().label_for(tag)
 
 
 class StagesParams(Section):

@@ -551,12 +551,23 @@ def generate_test(params: DemoParams, test_dir: Path, target: str = "mona") -> i
     style, small figures, crowds, figures cut by the edge, figures partly hidden). labels.csv has the
     part and the target's height as a fraction of the picture's (empty without the target).
     """
-    images_dir = test_dir / "images"
+    return _generate_archive(params, test_dir, params.test_pictures, f"{params.seed}-test", "archive", target)
+
+
+def generate_pool(params: DemoParams, pool_dir: Path, count: int, seed: int, target: str = "mona") -> int:
+    """A fresh "user's archive" drawn like the test archive but from its own seed, so neither training nor the
+    test archive holds any of its pictures: pool_dir/images/pool_*.ext, and pool_dir/labels.csv, the answers a
+    simulated user gives when reviewing a sort of it (`mona review`, `mona learn`; docs/review.md)."""
+    return _generate_archive(params, pool_dir, count, f"{seed}-pool", "pool", target)
+
+
+def _generate_archive(params: DemoParams, folder: Path, count: int, key: str, stem: str, target: str) -> int:
+    images_dir = folder / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     cast = cast_by_name()
     rows = []
-    for index in range(params.test_pictures):
-        rng = random.Random(f"{params.seed}-test-{index}")
+    for index in range(count):
+        rng = random.Random(f"{key}-{index}")
         held_out = rng.random() < params.held_out_fraction
         part = rng.choice(HELD_OUT_PARTS) if held_out else "in_distribution"
         fraction = params.held_out_target_fraction if held_out else params.test_target_fraction
@@ -565,13 +576,13 @@ def generate_test(params: DemoParams, test_dir: Path, target: str = "mona") -> i
         layout = part if part in LAYOUTS else "normal"
         placed: list[Placed] = []
         image = compose_picture(people, rng, params.min_side, params.max_side, looks, layout, placed)
-        path = save_picture(image, images_dir / f"archive_{index:05d}", rng)
+        path = save_picture(image, images_dir / f"{stem}_{index:05d}", rng)
         names = [c.name for c in people]
         target_height = next((p.box[3] / image.height for p in placed if p.name == target), None)
-        rows.append({"path": path.relative_to(test_dir).as_posix(), "target": int(target in names),
+        rows.append({"path": path.relative_to(folder).as_posix(), "target": int(target in names),
                      "kind": picture_kind(names, target), "characters": ";".join(sorted(names)), "part": part,
                      "target_height": "" if target_height is None else f"{target_height:.3f}"})
-    with open(test_dir / "labels.csv", "w", newline="") as handle:
+    with open(folder / "labels.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["path", "target"])
         writer.writeheader()
         writer.writerows(rows)

@@ -25,7 +25,7 @@ import imagehash
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mona_pipeline.config import STAGE_ORDER, DataParams, StagesParams
+from mona_pipeline.config import LEARNED_FOLDER, STAGE_ORDER, DataParams, StagesParams
 from mona_pipeline.errors import UserError
 from mona_pipeline.images import BadPicture, content_hash, load_picture
 
@@ -121,8 +121,16 @@ def split_fraction(key: str) -> float:
     return int(hashlib.sha256(key.encode()).hexdigest()[:12], 16) / float(1 << 48)
 
 
+def is_learned(path: str) -> bool:
+    """Whether a manifest path (`<tag>/...`) is a picture `mona learn` added from a review: `<tag>/learned/...`."""
+    parts = path.split("/")
+    return len(parts) > 2 and parts[1] == LEARNED_FOLDER
+
+
 def assign_splits(rows: list[dict], groups: list[int], validation_fraction: float) -> None:
-    """Set row['split'] to train/validation per group, and make each tag get both splits when it can."""
+    """Set row['split'] to train/validation per group, and make each tag get both splits when it can.
+    A group holding a learned picture (`is_learned`) trains: a picture a review judged, or its near duplicate,
+    is never validation evidence."""
     members: dict[int, list[int]] = defaultdict(list)
     for index, group in enumerate(groups):
         members[group].append(index)
@@ -140,6 +148,9 @@ def assign_splits(rows: list[dict], groups: list[int], validation_fraction: floa
             split[ordered[0]] = "validation"
         if len(ordered) >= 2 and all(split[g] == "validation" for g in ordered):
             split[ordered[-1]] = "train"
+    for index, group in enumerate(groups):
+        if is_learned(rows[index]["path"]):
+            split[group] = "train"
     for index, group in enumerate(groups):
         rows[index]["group"] = keys[group][:16]
         rows[index]["split"] = split[group]

@@ -63,6 +63,18 @@ def test_a_ready_project_passes_with_its_counts(tmp_path, capsys):
     assert "0 errors, 0 warnings, 1 notes: ready for `dvc repro`" in printed  # aria: 30, fewer than 200
 
 
+def test_rejected_pictures_count_as_the_target_stages_others_and_are_said(tmp_path, capsys):
+    params = make_project(tmp_path)
+    folder = tmp_path / "data/raw/aria_rejected/learned/run1"
+    folder.mkdir(parents=True)
+    for number in range(4):
+        (folder / f"{number}.png").write_bytes(picture_bytes("PNG", seed=500 + number))
+    assert main(["check", "--quick", "--params", str(params)]) == 0
+    printed = capsys.readouterr().out
+    assert "| target | others | * | 116 |" in printed  # 112 + the 4 rejected, which '*' alone would not take
+    assert "4 pictures rejected in reviews (mona learn)" in printed and "used by no stage" not in printed
+
+
 def break_missing_folder(root):
     shutil.rmtree(root / "data/raw/cora")
 

@@ -67,6 +67,17 @@ def test_label_for_uses_wildcard_and_skips_unknown_tags():
     assert [gender.label_for(t) for t in ("mona", "kaito", "unlisted")] == [0, 1, -1]
 
 
+def test_rejected_pictures_are_the_target_stages_negatives_and_no_other_stages():
+    from mona_pipeline.config import STAGE_DEFAULTS, StageParams, TargetStageParams, rejected_tag
+
+    target = TargetStageParams(**STAGE_DEFAULTS["target"] | {"classes": {"mona": ["mona"], "others": ["*"]}})
+    assert rejected_tag("mona") == "mona_rejected"
+    assert target.label_for("mona_rejected") == 1
+    assert target.label_for("kaeya_rejected") == -1  # another target's: not taken by '*'
+    gender = StageParams(**STAGE_DEFAULTS["gender"] | {"classes": {"female": ["*"], "male": ["kaito"]}})
+    assert gender.label_for("mona_rejected") == -1 and gender.label_for("stella") == 0
+
+
 def test_params_yaml_restates_every_default_and_nothing_else():
     """One default per setting: the code's defaults are the shipped values and params.yaml says them again,
     every key of every section (the stages' classes, the demo cast's tags, aside)."""

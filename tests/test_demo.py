@@ -54,6 +54,21 @@ def test_test_set_labels_match_the_characters_drawn(tmp_path):
     assert {r["kind"] for r in rows} >= {"target", "lookalike", "other"}
 
 
+def test_a_pool_is_drawn_apart_from_the_test_archive_and_labelled(tmp_path):
+    params = SMALL.model_copy(update={"test_pictures": 30})
+    demo.generate_test(params, tmp_path / "test")
+    assert demo.generate_pool(params, tmp_path / "pool", 30, seed=9) == 30
+    test_bytes = {path.read_bytes() for path in (tmp_path / "test/images").iterdir()}
+    pool = sorted((tmp_path / "pool/images").iterdir())
+    assert len(pool) == 30 and all(path.name.startswith("pool_") for path in pool)
+    assert not test_bytes & {path.read_bytes() for path in pool}
+    with open(tmp_path / "pool/labels.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["path"] for row in rows] == [f"images/{path.name}" for path in pool]
+    demo.generate_pool(params, tmp_path / "again", 30, seed=9)
+    assert [p.read_bytes() for p in pool] == [p.read_bytes() for p in sorted((tmp_path / "again/images").iterdir())]
+
+
 def test_only_the_combination_identifies_the_target():
     cast = demo.cast_by_name()
     mona = cast["mona"]

@@ -125,6 +125,26 @@ def test_split_is_stable_when_pictures_are_added(tmp_path):
     assert {path: after[path] for path in before} == before
 
 
+def test_learned_pictures_and_their_near_duplicates_always_train(tmp_path):
+    params = tiny_params(tmp_path)
+    raw = params.data.raw_dir
+    for seed in range(40):
+        _write(raw / "mona", f"m{seed}.png", picture_bytes("PNG", size=(64, 64), seed=seed))
+    plain = {r["path"]: r["split"] for r in ingest.build_manifest(params.data, params.stages)[0]}
+    in_validation = sorted(path for path, split in plain.items() if split == "validation")[:3]
+    for number, path in enumerate(in_validation):  # a review confirmed copies of three validation pictures
+        _write(raw / "mona" / "learned" / "run1", f"c{number}.png", (raw / path).read_bytes())
+    for seed in range(200, 230):  # and rejected pictures that chance alone would put in validation
+        _write(raw / "mona_rejected" / "learned" / "run1", f"r{seed}.png", picture_bytes("PNG", (64, 64), seed=seed))
+    rows = {r["path"]: r for r in ingest.build_manifest(params.data, params.stages)[0]}
+    learned = [path for path in rows if ingest.is_learned(path)]
+    assert len(learned) == 33 and all(rows[path]["split"] == "train" for path in learned)
+    assert all(rows[path]["split"] == "train" for path in in_validation)  # in a learned picture's group
+    assert all(rows[path]["label_target"] == 1 and rows[path]["label_gender"] == -1
+               for path in learned if path.startswith("mona_rejected/"))
+    assert not ingest.is_learned("mona/learned.png") and ingest.is_learned("mona/learned/a.png")
+
+
 def test_each_class_gets_both_splits(tmp_path):
     params = tiny_params(tmp_path)
     for seed in range(3):  # a tiny class: chance alone would often leave validation empty
