@@ -6,6 +6,9 @@
     mona sort SOURCE --out DIR [--action copy|move|link|delete|none] [--confidence P] [--review-from R]
     mona undo OUT/runs/RUN                 # put moved or trashed pictures back
     mona purge OUT/runs/RUN --yes          # empty a run's trash for good
+    mona review OUT/runs/RUN               # confirm or reject its pictures in a local page; see your precision
+    mona apply OUT/runs/RUN                # move reviewed pictures to match the verdicts (also a button there)
+    mona learn OUT/runs/RUN [--retrain]    # the verdicts into data/raw as training data, then dvc repro
     mona runs OUT                          # your sort runs: when, source, action, counts, undone or not
     mona summary [OUT/runs/RUN]            # one run (counts, settings, report, journal); no run: the evaluation
     mona check                             # the set-up before `dvc repro`: pictures per class, test set, plan
@@ -220,10 +223,69 @@ def command_summary(args: argparse.Namespace) -> int:
     from mona_pipeline.summary import demo_summary
 
     if args.run is not None:
-        print(run_text(read_run(args.run)))
+        print(run_text(read_run(args.run, target_precision(args))))
     if args.run is None or args.evaluation:
         print(demo_summary(args.reports, args.run))
     return 0
+
+
+def target_precision(args: argparse.Namespace) -> float:
+    """The precision a review's suggested threshold aims at: --precision, else params.yaml's
+    evaluate.target_precision where there is a params.yaml, else 0.95."""
+    if getattr(args, "precision", None) is not None:
+        return args.precision
+    path = params_path(args)
+    return load_params(path).evaluate.target_precision if Path(path).is_file() else 0.95
+
+
+def command_review(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from mona_pipeline.review.server import ReviewServer
+
+    server = ReviewServer(args.run_dir, args.port, target_precision(args))
+    print(f"reviewing {args.run_dir.absolute()} at {server.url}  (y: she is there, n: she is not, u: undo the last "
+          f"mark; Ctrl-C stops: every verdict is already in the run's journal)", flush=True)
+    if not args.no_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or
+                                sys.platform in ("darwin", "win32")):
+        webbrowser.open(server.url)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def command_apply(args: argparse.Namespace) -> int:
+    from mona_pipeline.review.apply import apply_verdicts
+
+    result = apply_verdicts(args.run_dir)
+    for line in result.lines():
+        print(line)
+    if result.changed:
+        print(f"mona undo {args.run_dir} puts everything back, these moves included")
+    return 1 if result.problems else 0
+
+
+def command_learn(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from mona_pipeline.review.learn import RETRAIN, learn_run
+
+    params = load_params(params_path(args))
+    result = learn_run(args.run_dir, params.data.raw_dir, args.target or params.target)
+    for line in result.lines():
+        print(line)
+    if not result.changed:
+        print("nothing new to learn: the training data already holds these verdicts")
+    if args.retrain:
+        for command in RETRAIN:
+            print(f"$ {command}", flush=True)
+            subprocess.run(command.split(), check=True, env=os.environ | {"PATH": f"{Path(sys.executable).parent}"
+                                                                          f"{os.pathsep}{os.environ['PATH']}"})
+    else:
+        print(f"retrain: {' && '.join(RETRAIN)}   (or mona learn {args.run_dir} --retrain)")
+    return 1 if result.problems else 0
 
 
 def command_runs(args: argparse.Namespace) -> int:
@@ -375,8 +437,25 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("run", type=Path, nargs="?", default=None, help="a sort run folder (OUT/runs/RUN)")
     summary.add_argument("--evaluation", action="store_true",
                          help="with a run: also the evaluation table, and how the run agrees with it")
+    summary.add_argument("--precision", type=float, default=None,
+                         help="the precision a review's suggested threshold aims at (default evaluate.target_precision)")
     summary.add_argument("--reports", type=Path, default=Path("reports/evaluation"), help="evaluate's report folder")
     summary.set_defaults(handler=command_summary)
+    review = command("review", help="confirm or reject a run's pictures in a local page (127.0.0.1)")
+    review.add_argument("run_dir", type=Path, help="a sort run folder (OUT/runs/RUN)")
+    review.add_argument("--port", type=int, default=0, help="the port (default: a free one, printed)")
+    review.add_argument("--no-browser", action="store_true", help="only print the address")
+    review.add_argument("--precision", type=float, default=None,
+                        help="the precision the suggested threshold aims at (default evaluate.target_precision)")
+    review.set_defaults(handler=command_review)
+    apply = command("apply", help="move a run's reviewed pictures to match the verdicts (undone by mona undo)")
+    apply.add_argument("run_dir", type=Path)
+    apply.set_defaults(handler=command_apply)
+    learn = command("learn", help="add a run's verdicts to data/raw as training data (then dvc repro)")
+    learn.add_argument("run_dir", type=Path)
+    learn.add_argument("--target", default=None, help="the character whose verdicts to learn (default params target)")
+    learn.add_argument("--retrain", action="store_true", help="then run `dvc add data/raw` and `dvc repro`")
+    learn.set_defaults(handler=command_learn)
     runs = command("runs", help="the sort runs under an output folder")
     runs.add_argument("out", type=Path, help="a sort's --out folder")
     runs.set_defaults(handler=command_runs)

@@ -48,6 +48,29 @@ CREATE TABLE IF NOT EXISTS entries (
     target TEXT                    -- the character of this row, in a run with several models; NULL otherwise
 );
 CREATE INDEX IF NOT EXISTS entries_status ON entries (status);
+-- A user's review of the run (review/verdicts.py): one row per mark, in order; a row's verdict is its last
+-- mark not withdrawn (`u` withdraws the last one).
+CREATE TABLE IF NOT EXISTS verdicts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL,         -- the entries row judged (a picture, or a picture and target)
+    verdict TEXT NOT NULL,         -- yes (she is there) | no (she is not)
+    queued INTEGER NOT NULL,       -- 1: marked in the review order (counts for the audit), 0: picked by hand
+    time REAL NOT NULL,
+    withdrawn INTEGER NOT NULL DEFAULT 0
+);
+-- What applying the verdicts did to the files (review/apply.py), planned before and done after, as entries are:
+-- a file moved between keep/ and review/ (relocate), fetched from the source into keep/, or returned to it.
+CREATE TABLE IF NOT EXISTS applied (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL,
+    operation TEXT NOT NULL,       -- relocate | fetch | return
+    from_path TEXT,
+    to_path TEXT,
+    action TEXT,                   -- the entry's action once done (fetch: the run's; return: none)
+    placement TEXT,                -- the folder under OUT it is in once done (keep/..., review/rejected/...)
+    status TEXT NOT NULL,          -- planned | done
+    time REAL NOT NULL
+);
 """
 ADDED_COLUMNS = ("box", "picture", "target")  # journals written before them stay resumable and undoable
 

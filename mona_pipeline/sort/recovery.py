@@ -81,7 +81,7 @@ class Relocation:
             return destination
 
 
-def _restore(entry: Entry, destination: Path) -> str | None:
+def restore_picture(entry: Entry, destination: Path) -> str | None:
     """Put one moved or trashed picture back; returns a problem, or None when restored."""
     source = Path(entry.source)
     files.partial_path(source).unlink(missing_ok=True)  # a copy back across file systems, cut short
@@ -101,7 +101,7 @@ def _restore(entry: Entry, destination: Path) -> str | None:
     return None
 
 
-def _remove_made(entry: Entry, destination: Path) -> str | None:
+def remove_made(entry: Entry, destination: Path) -> str | None:
     """Remove a copy or link the run made, only if it is still what the run made."""
     if entry.action == "link" and destination.is_symlink():
         destination.unlink()
@@ -133,6 +133,9 @@ def undo_run(run_dir: Path, stop: StopRequest | None = None) -> UndoResult:
     stop = stop if stop is not None else StopRequest()
     restored, removed, problems, undone, failed = 0, 0, [], [], {}
     with open_run(run_dir) as journal, hold_run(run_dir, "undo"):
+        from mona_pipeline.review.apply import settle_applied  # a review's apply killed half way, first
+
+        settle_applied(journal, run_dir)
         relocate = Relocation(journal, run_dir)
         for entry in list(journal.entries(("planned", "done", "undo_failed"))):
             if stop.requested:
@@ -143,7 +146,7 @@ def undo_run(run_dir: Path, stop: StopRequest | None = None) -> UndoResult:
             destination = relocate(Path(entry.destination))
             try:
                 files.partial_path(destination).unlink(missing_ok=True)
-                problem = _restore(entry, destination) if moved_back else _remove_made(entry, destination)
+                problem = restore_picture(entry, destination) if moved_back else remove_made(entry, destination)
             except OSError as error:
                 problem = str(error)
             if problem:

@@ -33,6 +33,7 @@ class RunRecord:
     summary: SortSummary | None  # None: no session of the run has finished yet
     busy: str | None  # who holds the run's lock now, or None
     targets: dict[str, dict[str, int]]  # a run with several models: per character, its pictures per decision
+    review: list[str] = ()  # a review's audit (review/audit.py), once the run has verdicts: what it tells
 
     @property
     def name(self) -> str:
@@ -68,8 +69,11 @@ class RunRecord:
         return state + (", trash purged" if self.with_status("purged") else "")
 
 
-def read_run(run_dir: Path) -> RunRecord:
+def read_run(run_dir: Path, target_precision: float = 0.95) -> RunRecord:
     """One run, read without changing anything.
+
+    Args:
+        target_precision: the precision the audit's suggested threshold aims at (evaluate.target_precision).
 
     Raises:
         NotARun: the folder holds no sort journal.
@@ -84,6 +88,7 @@ def read_run(run_dir: Path) -> RunRecord:
             info = journal.info()
             counts = dict.fromkeys(DECISIONS, 0) | journal.counts()
             targets = journal.target_counts()
+            review = _review_lines(journal, target_precision)
             rows = journal.connection.execute(
                 "SELECT status, action, COUNT(*) AS n, MIN(time) AS first, MAX(time) AS last FROM entries "
                 "GROUP BY status, action").fetchall()
@@ -97,7 +102,21 @@ def read_run(run_dir: Path) -> RunRecord:
             summary = None  # written by another version: the journal still tells the counts
     return RunRecord(run_dir, info, counts, {(row["status"], row["action"]): row["n"] for row in rows},
                      min((row["first"] for row in rows), default=None), max((row["last"] for row in rows), default=None),
-                     summary, holder(run_dir), targets)
+                     summary, holder(run_dir), targets, review)
+
+
+def _review_lines(journal: Journal, target_precision: float) -> list[str]:
+    """The audit of each of the run's targets that has verdicts (none: an empty list)."""
+    from mona_pipeline.review import audit, verdicts
+
+    if not verdicts.current(journal):
+        return []
+    lines = []
+    for target in verdicts.targets(journal):
+        result = audit.estimate(journal, target, target_precision)
+        if result.reviewed:
+            lines += [f"{result.reviewed} reviewed" + (f" ({target})" if target else "")] + result.lines()
+    return lines
 
 
 def list_runs(out: Path) -> list[RunRecord]:
@@ -150,6 +169,7 @@ def run_text(record: RunRecord) -> str:
              *(f"  {target:<11} " + " ".join(f"{d} {counts.get(d, 0)}" for d in DECISIONS[:3])
                for target, counts in record.targets.items()),
              f"  state       {record.state}"]
+    lines += [f"  {'review' if number == 0 else '':<11} {line}" for number, line in enumerate(record.review)]
     if summary is not None:
         lines += [f"  kept        {summary.kept_dir}", f"  report      {summary.report}"]
         lines += [f"  problem     {problem}" for problem in summary.problems]
