@@ -11,6 +11,8 @@ In the project folder it runs (after `make demo`, or a `dvc repro` of another tr
 5. `mona learn`, `dvc add data/raw`, `dvc repro`: the next model; and the test archive's evaluation before and
    after (reports/metrics.json: precision and recall at the model's P, look-alike false alarms).
 Results: bench/results/review_loop_seed<train.seed>.json. It changes data/raw and the models: run it in a clone.
+`python -m bench.review_loop table bench/results/review_loop_seed*.json` tables the seeds and their paired
+differences (mean ± sd).
 """
 
 from __future__ import annotations
@@ -46,7 +48,57 @@ def evaluation() -> dict:
     return {model: {key: metrics[model][key] for key in METRICS} for model in MODELS}
 
 
+def audit_of_kept(run_dir: Path, truth: dict[str, dict], checked: int) -> dict:
+    """The audit's estimate had the user gone on to `checked` kept pictures in the page's order (the answers
+    from the labels, computed here and not marked: the learning round above is unchanged), against the true
+    share of kept pictures that show her."""
+    from mona_pipeline.review.audit import Rate
+
+    with open_run(run_dir) as journal:
+        entries = {entry.item_id: entry for entry in journal.entries()}
+        kept = [item for item in verdicts.review_queue(journal) if entries[item].decision == "keep"][:checked]
+    shows = [truth[entries[item].name]["target"] == "1" for item in kept]
+    every = [truth[e.name]["target"] == "1" for e in entries.values() if e.decision == "keep"]
+    rate = Rate("keep", len(every), len(shows), sum(shows))
+    low, high = rate.interval
+    true = sum(every) / len(every) if every else None
+    return {"checked": len(shows), "estimate": rate.share, "interval": [low, high], "true": true,
+            "within_interval": true is not None and low <= true <= high, "line": rate.line("mona")}
+
+
+def table(results: list[dict]) -> str:
+    """The seeds' before/after rows and the mean and spread of each paired difference, as Markdown."""
+    import statistics
+
+    lines = ["| seed | model | P before -> after | R before -> after | F1 before -> after | look-alike FA before -> "
+             "after | audit of 50 kept: estimate (interval) / true |", "|---|---|---|---|---|---|---|"]
+    for result in sorted(results, key=lambda r: r["train_seed"]):
+        fifty = result["review"]["audit_of_50_kept"]
+        low, high = fifty["interval"]
+        estimate = f"{fifty['estimate']:.2f} ({low:.2f}-{high:.2f}) / {fifty['true']:.2f}"
+        for model in MODELS:
+            b, a = result["before"][model], result["after"][model]
+            lines.append(f"| {result['train_seed']} | {model} | {b['precision']:.3f} -> {a['precision']:.3f} | "
+                         f"{b['recall']:.3f} -> {a['recall']:.3f} | {b['f1']:.3f} -> {a['f1']:.3f} | "
+                         f"{b['lookalike_false_alarms']} -> {a['lookalike_false_alarms']} | "
+                         f"{estimate if model == MODELS[0] else ''} |")
+    lines += ["", "| model | after - before, mean ± sd over seeds (n) | P | R | F1 | look-alike FA |", "|---|---|---|---|---|---|"]
+    for model in MODELS:
+        cells = []
+        for key in ("precision", "recall", "f1", "lookalike_false_alarms"):
+            values = [r["after_minus_before"][model][key] for r in results]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):+.3f} ± {spread:.3f}")
+        lines.append(f"| {model} | n = {len(results)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["table"]:  # python -m bench.review_loop table bench/results/review_loop_seed*.json
+        print(table([json.loads(Path(path).read_text()) for path in argv[1:]]))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m bench.review_loop", description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=int, default=2000)
     parser.add_argument("--pool-seed", type=int, default=9)
@@ -87,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "keep_precision_true": true_precision,
         "estimate_within_interval": true_precision is not None and low <= true_precision <= high,
         "audit_lines": estimate.lines()}
+    review["audit_of_50_kept"] = audit_of_kept(run_dir, truth, 50)
     learned = learn.learn_run(run_dir, params.data.raw_dir, params.target)
     seconds["dvc_add"] = run("dvc", "add", "--quiet", str(params.data.raw_dir))
     seconds["dvc_repro"] = run("dvc", "repro")
