@@ -64,8 +64,9 @@ def recover(journal: Journal) -> int:
 
 
 class Relocation:
-    """Where a run's files are now, when OUT was moved or renamed as a whole after the run (`mv O O2`):
-    destinations under the OUT the run recorded are looked for under the OUT the run folder is in now."""
+    """Where a run's files are now, when OUT was moved or renamed as a whole after the run (`mv O O2`), or
+    copied: destinations under the OUT the run recorded are looked for under the OUT the run folder is in now
+    first."""
 
     def __init__(self, journal: Journal, run_dir: Path):
         recorded = journal.info().get("out_path")
@@ -73,12 +74,15 @@ class Relocation:
         self.new = run_dir.resolve().parent.parent  # OUT/runs/<run>
 
     def __call__(self, destination: Path) -> Path:
-        if self.old is None or self.old == self.new or destination.exists() or destination.is_symlink():
+        """The file under the OUT the run folder is in now, where it is there; else the recorded one. So an
+        undo of a copy of OUT (a backup) acts on that copy, never on the OUT it was copied from."""
+        if self.old is None or self.old == self.new:
             return destination
         try:
-            return self.new / destination.relative_to(self.old)
+            moved = self.new / destination.relative_to(self.old)
         except ValueError:  # not under the recorded OUT
             return destination
+        return moved if moved.exists() or moved.is_symlink() else destination
 
 
 def restore_picture(entry: Entry, destination: Path) -> str | None:

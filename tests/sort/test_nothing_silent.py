@@ -222,6 +222,20 @@ def test_undo_finds_a_moved_out_folder(tmp_path, cli, model):
     assert files_under(inbox) == {name.encode(): digest for name, digest in originals.items()}
 
 
+def test_undo_of_a_copy_of_out_acts_on_that_copy_only(tmp_path, cli, model):
+    import shutil
+
+    inbox, out = tmp_path / "inbox", tmp_path / "O"
+    make_pictures(inbox, 4)
+    cli(*sort_arguments(inbox, out, model, "--run", "r")).assert_clean(0)
+    kept = files_under(out / "keep")
+    assert kept
+    shutil.copytree(out, tmp_path / "backup", symlinks=True)  # a backup of OUT: both are there
+    cli("undo", tmp_path / "backup" / "runs" / "r").assert_clean(0)
+    assert files_under(out / "keep") == kept  # the original OUT is untouched
+    assert files_under(tmp_path / "backup" / "keep") == {}
+
+
 def test_purge_counts_only_what_it_deleted(tmp_path, cli, model):
     inbox, out, rescued = tmp_path / "inbox", tmp_path / "O", tmp_path / "rescued"
     make_pictures(inbox, 5, colours=(BLUE,))
