@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.stage import tag_this_run
 from mona_pipeline.config import load_params
-from mona_pipeline.review.learn import RETRAIN, learn_run
+from mona_pipeline.review.learn import learn_run, retrain_commands, retrain_text
 
 
 @task(cache_policy=NO_CACHE)
@@ -30,10 +30,10 @@ def learn_task(run_dir: Path, raw_dir: Path, target: str) -> list[str]:
 
 
 @task(cache_policy=NO_CACHE)
-def command_task(command: str) -> None:
+def command_task(command: list[str]) -> None:
     """One retraining command, with the project's Python first on PATH (dvc.yaml runs `python`)."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    subprocess.run(command.split(), check=True, env=os.environ | {"PATH": path})
+    subprocess.run(command, check=True, env=os.environ | {"PATH": path})
 
 
 @flow(name="learn", log_prints=True)
@@ -43,10 +43,10 @@ def learn_flow(run_dir: Path, retrain: bool = False, target: str = "", params_fi
     target = target or params.target
     tag_this_run("learn", f"target:{target}")
     lines = learn_task(Path(run_dir), params.data.raw_dir, target)
-    for command in RETRAIN if retrain else ():
-        command_task.with_options(name=command)(command)
+    for command in retrain_commands(params.data.raw_dir) if retrain else ():
+        command_task.with_options(name=" ".join(command))(command)
     create_markdown_artifact(key="learn", markdown="\n".join(f"- {line}" for line in lines) + (
-        "" if retrain else f"\n\nRetrain: `{' && '.join(RETRAIN)}`"))
+        "" if retrain else f"\n\nRetrain: `{retrain_text(params.data.raw_dir)}`"))
     print("\n".join(lines))
     return lines
 

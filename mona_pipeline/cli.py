@@ -270,7 +270,7 @@ def command_apply(args: argparse.Namespace) -> int:
 def command_learn(args: argparse.Namespace) -> int:
     import subprocess
 
-    from mona_pipeline.review.learn import RETRAIN, learn_run
+    from mona_pipeline.review.learn import learn_run, retrain_commands, retrain_text
 
     params = load_params(params_path(args))
     result = learn_run(args.run_dir, params.data.raw_dir, args.target or params.target)
@@ -279,12 +279,12 @@ def command_learn(args: argparse.Namespace) -> int:
     if not result.changed:
         print("nothing new to learn: the training data already holds these verdicts")
     if args.retrain:
-        for command in RETRAIN:
-            print(f"$ {command}", flush=True)
-            subprocess.run(command.split(), check=True, env=os.environ | {"PATH": f"{Path(sys.executable).parent}"
+        for command in retrain_commands(params.data.raw_dir):
+            print(f"$ {' '.join(command)}", flush=True)
+            subprocess.run(command, check=True, env=os.environ | {"PATH": f"{Path(sys.executable).parent}"
                                                                           f"{os.pathsep}{os.environ['PATH']}"})
     else:
-        print(f"retrain: {' && '.join(RETRAIN)}   (or mona learn {args.run_dir} --retrain)")
+        print(f"retrain: {retrain_text(params.data.raw_dir)}   (or mona learn {args.run_dir} --retrain)")
     return 1 if result.problems else 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,13 @@ from mona_pipeline.sort.journal import open_run
 from mona_pipeline.sort.lock import hold_run
 
 RECORD_NAME = ".learned.json"  # hidden: ingest skips it
-RETRAIN = ("dvc add data/raw", "dvc repro")
+def retrain_commands(raw_dir: Path) -> list[list[str]]:
+    """What records the learned pictures in DVC and retrains: `dvc add <raw_dir>`, then `dvc repro`."""
+    return [["dvc", "add", str(raw_dir)], ["dvc", "repro"]]
+
+
+def retrain_text(raw_dir: Path) -> str:
+    return " && ".join(shlex.join(command) for command in retrain_commands(raw_dir))
 
 
 @dataclass

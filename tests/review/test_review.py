@@ -196,4 +196,4 @@ def test_the_cli_applies_learns_and_the_summary_shows_the_audit(sorted_run, tmp_
     assert main(["learn", str(run_dir), "--params", str(write_params(tmp_path / "params.yaml", params))]) == 0
     printed = capsys.readouterr().out
     assert "6 pictures of mona added" in printed and "10 rejected pictures (hard negatives) added" in printed
-    assert "retrain: dvc add data/raw && dvc repro" in printed
+    assert f"retrain: dvc add {tmp_path / 'raw'} && dvc repro" in printed
