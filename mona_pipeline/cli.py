@@ -392,6 +392,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def precision(text: str) -> float:
+    """An argparse type: a precision in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a precision: give a number in (0, 1], e.g. 0.95")
+    return value
+
+
+def precision_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", type=precision, default=None,
+                        help="the precision a review's suggested threshold aims at (default evaluate.target_precision)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="mona", description=__doc__, formatter_class=argparse.RawTextHelpFormatter,
                     allow_abbrev=False)
@@ -437,16 +453,14 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("run", type=Path, nargs="?", default=None, help="a sort run folder (OUT/runs/RUN)")
     summary.add_argument("--evaluation", action="store_true",
                          help="with a run: also the evaluation table, and how the run agrees with it")
-    summary.add_argument("--precision", type=float, default=None,
-                         help="the precision a review's suggested threshold aims at (default evaluate.target_precision)")
+    precision_option(summary)
     summary.add_argument("--reports", type=Path, default=Path("reports/evaluation"), help="evaluate's report folder")
     summary.set_defaults(handler=command_summary)
     review = command("review", help="confirm or reject a run's pictures in a local page (127.0.0.1)")
     review.add_argument("run_dir", type=Path, help="a sort run folder (OUT/runs/RUN)")
     review.add_argument("--port", type=int, default=0, help="the port (default: a free one, printed)")
     review.add_argument("--no-browser", action="store_true", help="only print the address")
-    review.add_argument("--precision", type=float, default=None,
-                        help="the precision the suggested threshold aims at (default evaluate.target_precision)")
+    precision_option(review)
     review.set_defaults(handler=command_review)
     apply = command("apply", help="move a run's reviewed pictures to match the verdicts (undone by mona undo)")
     apply.add_argument("run_dir", type=Path)

@@ -197,3 +197,20 @@ def test_the_cli_applies_learns_and_the_summary_shows_the_audit(sorted_run, tmp_
     printed = capsys.readouterr().out
     assert "6 pictures of mona added" in printed and "10 rejected pictures (hard negatives) added" in printed
     assert f"retrain: dvc add {tmp_path / 'raw'} && dvc repro" in printed
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["summary", "RUN", "--precision", "2"], "is not a precision"),
+    (["review", "RUN", "--precision", "zero"], "'zero' is not a number"),
+    (["demo-data", "--pool", "0"], "0 must be at least 1"),
+])
+def test_bad_review_options_are_refused_with_the_value_named(arguments, words, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(arguments)
+    assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_review_learn_and_apply_refuse_a_folder_that_is_not_a_run(tmp_path, capsys):
+    for command in ("apply", "learn", "review"):
+        assert main([command, str(tmp_path)]) == 2
+        assert "is not a sort run" in capsys.readouterr().err
