@@ -7,14 +7,16 @@
 Only marks made in the review order count (verdicts.py): within each decision that order is random, so the
 share of checked pictures that show her estimates the decision's share without bias. The interval is the
 95% Wilson score interval (no finite-population correction: it errs wide when most of a decision is checked).
-The suggested threshold weighs each checked picture by its decision's size over the pictures checked in it
-(a stratified estimate): the precision of "score >= t" over the whole run, for every t among the checked
-scores; the lowest t that reaches the target precision with at least `MIN_CHECKED` checked pictures at or
-above it is suggested, and none while fewer have been checked.
+The suggested threshold comes from a stratified estimate of the precision of "score >= t" over the whole run,
+for every t among the checked scores: each decision's pictures at or above t (counted exactly) times the share
+showing her among its checked ones at or above t. The lowest t that reaches the target precision is suggested,
+once at least MIN_CHECKED_ABOVE checked pictures stand at or above it and every decision it takes from has
+MIN_CHECKED of them checked (or all); none before.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -100,38 +102,54 @@ def estimate(journal: Journal, target: str | None = None, target_precision: floa
     judged = current(journal)
     queued = current(journal, queued_only=True)
     run_rows = rows(journal, target)
-    sizes = {decision: 0 for decision in AUDITED}
+    scores: dict[str, list[float]] = {decision: [] for decision in AUDITED}
     checked: dict[str, list[tuple[float, bool]]] = {decision: [] for decision in AUDITED}
     for row in run_rows:
-        sizes[row.decision] += 1
+        scores[row.decision].append(row.score or 0.0)
         if row.item_id in queued:
             checked[row.decision].append((row.score or 0.0, queued[row.item_id] == "yes"))
-    rates = {decision: Rate(decision, sizes[decision], len(checked[decision]),
+    rates = {decision: Rate(decision, len(scores[decision]), len(checked[decision]),
                             sum(shows for _, shows in checked[decision])) for decision in AUDITED}
     name = target or journal.info().get("target") or "the target"
     ids = {row.item_id for row in run_rows}
     hand = sum(1 for item_id in judged if item_id in ids and item_id not in queued)
     notes = [f"{hand} marked by hand outside the review order: applied and learned, not counted above"] if hand else []
-    return Audit(name, rates, target_precision, suggest(checked, sizes, target_precision),
+    return Audit(name, rates, target_precision, suggest(checked, scores, target_precision),
                  sum(1 for item_id in judged if item_id in ids), marked_by_hand=hand, notes=notes)
 
 
-def suggest(checked: dict[str, list[tuple[float, bool]]], sizes: dict[str, int],
+def suggest(checked: dict[str, list[tuple[float, bool]]], scores: dict[str, list[float]],
             target_precision: float) -> Suggestion:
-    """The lowest score cut whose stratified precision estimate reaches the target (see the module)."""
-    weighted = sorted(((score, shows, sizes[decision] / len(samples))
-                       for decision, samples in checked.items() for score, shows in samples), reverse=True)
+    """The lowest score cut whose estimated precision over the whole run reaches the target (see the module).
+
+    For a cut t, each decision's pictures at or above t (counted exactly, from `scores`) are weighted by the
+    share showing her among its checked pictures at or above t, a random sample of them. A cut is not judged
+    while any decision it takes pictures from has fewer than MIN_CHECKED (or all) of them checked: one
+    checked kept picture must not speak for five hundred.
+    """
+    ordered = {decision: sorted(values) for decision, values in scores.items()}
     best = None
-    showing = total = 0.0
-    for count, (score, shows, weight) in enumerate(weighted, start=1):
-        showing, total = showing + weight * shows, total + weight
-        last_of_score = count == len(weighted) or weighted[count][0] != score
-        if last_of_score and count >= MIN_CHECKED_ABOVE and showing / total >= target_precision:
-            best = (score, showing / total, count)
+    cuts = sorted({score for samples in checked.values() for score, _ in samples}, reverse=True)
+    for cut in cuts:
+        total = showing = used = 0.0
+        judged = True
+        for decision, values in ordered.items():
+            above = len(values) - bisect.bisect_left(values, cut)
+            if not above:
+                continue
+            samples = [shows for score, shows in checked.get(decision, []) if score >= cut]
+            if len(samples) < min(MIN_CHECKED, above):
+                judged = False
+                break
+            total, showing, used = total + above, showing + above * sum(samples) / len(samples), used + len(samples)
+        if judged and total and used >= MIN_CHECKED_ABOVE and showing / total >= target_precision:
+            best = (cut, showing / total, int(used))
+    checked_count = sum(len(samples) for samples in checked.values())
     if best is None:
         return Suggestion(None, None, 0, f"no threshold suggested yet: no cut reaches {target_precision:.0%} "
-                                         f"precision with {MIN_CHECKED_ABOVE} checked pictures at or above it "
-                                         f"({len(weighted)} checked so far)")
+                                         f"precision with {MIN_CHECKED_ABOVE} checked pictures at or above it and "
+                                         f"{MIN_CHECKED} of each decision it takes from ({checked_count} checked "
+                                         f"so far)")
     score, precision, count = best
     return Suggestion(score, precision, count, f"suggested threshold {score:.3f}: about {precision:.0%} precision "
                                                f"on this archive ({count} checked pictures at or above it)")

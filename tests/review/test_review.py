@@ -77,11 +77,21 @@ def test_the_audit_estimates_each_decision_from_marks_in_the_review_order_only(s
 def test_the_suggested_threshold_is_the_lowest_cut_reaching_the_target_on_weighted_samples():
     checked = {"keep": [(0.99, True)] * 18 + [(0.97, False)] + [(0.96, True)] * 5, "review": [(0.6, False)] * 4,
                "drop": [(0.1, False)] * 10}
-    sizes = {"keep": 240, "review": 4, "drop": 1000}
-    suggestion = audit.suggest(checked, sizes, 0.95)
-    assert suggestion.threshold == 0.96 and suggestion.checked_above == 24  # 23 of 24 weighted alike: 0.958
-    strict = audit.suggest(checked, sizes, 0.99)  # only 0.99 reaches it, on 18 checked pictures: too few
+    scores = {"keep": [0.99] * 180 + [0.97] * 10 + [0.96] * 50, "review": [0.6] * 4, "drop": [0.1] * 1000}
+    suggestion = audit.suggest(checked, scores, 0.95)
+    assert suggestion.threshold == 0.96 and suggestion.checked_above == 24  # (180 + 50) of 240: 0.958
+    assert suggestion.precision == pytest.approx(230 / 240)
+    strict = audit.suggest(checked, scores, 0.99)  # only 0.99 reaches it, on 18 checked pictures: too few
     assert strict.threshold is None and "with 20 checked pictures at or above it" in strict.reason
+
+
+def test_a_decision_checked_too_little_cannot_carry_a_suggestion():
+    """Seed 42's pool (bench/review_loop.py): the whole review band checked, one kept picture, which said yes:
+    its weight must not make a cut below the keep threshold look 95% precise."""
+    checked = {"keep": [(0.99, True)], "review": [(0.9, True)] * 30 + [(0.6, False)] * 60, "drop": []}
+    scores = {"keep": [0.99] * 527, "review": [0.9] * 30 + [0.6] * 60, "drop": [0.01] * 1374}
+    suggestion = audit.suggest(checked, scores, 0.95)
+    assert suggestion.threshold is None and "10 of each decision it takes from" in suggestion.reason
 
 
 def judge(run_dir: Path, marks: dict[str, str]) -> None:
