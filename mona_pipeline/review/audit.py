@@ -69,7 +69,8 @@ class Rate:
         text = (f"of {self.size:,} {word}, about {self.share:.0%} show {target} ({self.showing} of {self.checked} "
                 f"checked; {math.floor(low * 100)}-{math.ceil(high * 100)}%)")
         if self.decision == "drop" and self.size:
-            text += f": about {round(self.share * self.size):,} pictures of {target} missed"
+            text += (f": about {round(self.share * self.size):,} pictures of {target} missed (up to "
+                     f"{math.ceil(high * self.size):,})")
         return text
 
 

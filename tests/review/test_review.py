@@ -53,6 +53,7 @@ def test_wilson_interval_matches_the_issues_example():
     assert low == pytest.approx(0.8654, abs=1e-4) and high == pytest.approx(0.9890, abs=1e-4)
     assert audit.Rate("keep", 2341, 50, 48).line("her") == "of 2,341 kept, about 96% show her (48 of 50 checked; 86-99%)"
     assert audit.wilson(0, 0) == (0.0, 1.0)
+    assert audit.Rate("drop", 1374, 15, 1).line("mona").endswith("about 92 pictures of mona missed (up to 410)")
 
 
 def test_the_audit_estimates_each_decision_from_marks_in_the_review_order_only(sorted_run):
