@@ -180,15 +180,16 @@ def _perform(journal: Journal, operation: Operation, out: Path, relocate: Reloca
     destination, already = files.choose_destination(folder, PurePosixPath(entry.name), entry.content_hash,
                                                     link_to=link_to)
     if operation.operation == "fetch":
-        action = run_action
-        seq = _plan(journal, entry, "fetch", Path(entry.source), destination, action, operation.placement)
-        if not already:
-            data = Path(entry.source).read_bytes()
-            if content_hash(data) != entry.content_hash:
-                _forget(journal, seq)
-                result.problems.append((entry.source, "changed since it was scored; not fetched"))
-                return
-            action = files.perform(action, destination, data, Path(entry.source), entry.content_hash)
+        if already:  # an earlier run's identical picture is there: never this run's to undo
+            result.left.append(f"{entry.source}: the identical picture is already in {folder}; not fetched")
+            return
+        seq = _plan(journal, entry, "fetch", Path(entry.source), destination, run_action, operation.placement)
+        data = Path(entry.source).read_bytes()
+        if content_hash(data) != entry.content_hash:
+            _forget(journal, seq)
+            result.problems.append((entry.source, "changed since it was scored; not fetched"))
+            return
+        action = files.perform(run_action, destination, data, Path(entry.source), entry.content_hash)
         _finish(journal, seq, entry.item_id, action, destination)
         result.fetched += 1
         return

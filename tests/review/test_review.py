@@ -225,3 +225,14 @@ def test_review_learn_and_apply_refuse_a_folder_that_is_not_a_run(tmp_path, caps
     for command in ("apply", "learn", "review"):
         assert main([command, str(tmp_path)]) == 2
         assert "is not a sort run" in capsys.readouterr().err
+
+
+def test_a_picture_already_in_keep_from_elsewhere_is_not_fetched_nor_undone(sorted_run):
+    run_dir, inbox, out = sorted_run
+    (out / "keep/blue").mkdir(parents=True)
+    (out / "keep/blue/4.jpg").write_bytes((inbox / "blue/4.jpg").read_bytes())  # an earlier run's copy
+    judge(run_dir, {"blue/4.jpg": "yes"})
+    result = apply.apply_verdicts(run_dir)
+    assert result.fetched == 0 and "already in" in " ".join(result.left)
+    assert not undo_run(run_dir).problems
+    assert (out / "keep/blue/4.jpg").read_bytes() == (inbox / "blue/4.jpg").read_bytes()  # not this run's: kept
