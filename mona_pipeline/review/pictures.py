@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 from pathlib import Path
 
 from PIL import Image
@@ -47,7 +46,6 @@ class PictureStore:
         self.run_dir, self.journal = run_dir, journal
         self.relocate = Relocation(journal, run_dir)
         self.folder = run_dir / REVIEW_FOLDER
-        self.lock = threading.Lock()
 
     def _cached(self, content: str) -> Path:
         return self.folder / "pictures" / content
@@ -86,10 +84,9 @@ class PictureStore:
             entry = self.journal.get(item_id)
             if entry is None or not entry.content_hash or self._cached(entry.content_hash).is_file():
                 continue
-            try:
-                self.read(item_id)
-            except PictureGone:
-                wanted[item_of(entry.picture or entry.item_id)] = entry.content_hash
+            if Path(entry.source).is_file() or (entry.destination and Path(entry.destination).is_file()):
+                continue  # a local file: read when it is shown, never copied
+            wanted[item_of(entry.picture or entry.item_id)] = entry.content_hash
         if not wanted:
             return 0
         source = open_source(self.journal.info()["source"])
