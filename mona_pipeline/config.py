@@ -68,8 +68,8 @@ class DataParams(Section):
 
 class DemoParams(Section):
     seed: int = 7
-    pictures_per_character: int = Field(36, ge=2)
-    target_pictures: int = Field(90, ge=2)
+    pictures_per_character: int = Field(48, ge=2)
+    target_pictures: int = Field(200, ge=2)
     extras_per_gender: int = Field(120, ge=0, description="randomly composed extras per gender (stage 1's broad cast)")
     test_pictures: int = Field(840, ge=10)
     test_target_fraction: float = Field(0.15, gt=0.0, lt=1.0)

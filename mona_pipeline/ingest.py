@@ -128,29 +128,38 @@ def is_learned(path: str) -> bool:
 
 
 def assign_splits(rows: list[dict], groups: list[int], validation_fraction: float) -> None:
-    """Set row['split'] to train/validation per group, and make each tag get both splits when it can.
-    A group holding a learned picture (`is_learned`) trains: a picture a review judged, or its near duplicate,
-    is never validation evidence."""
+    """Set row['split'] to train/validation per group, stratified by tag: each tag's validation split holds
+    `validation_fraction` of its pictures (rounded), filled with its groups in the order of their hash key.
+
+    The order is a property of the group alone, so a run gives the same split every time, and a new picture
+    can move only groups of its own tag, at the boundary of its quota; other tags never change. (A plain
+    hash cut kept every group in place but left the share to chance: 27 of 200 demo targets, not 40.)
+    A class of >= 2 groups gets both splits. A group holding a learned picture (`is_learned`) trains: a
+    picture a review judged, or its near duplicate, is never validation evidence, nor counted in the quota."""
     members: dict[int, list[int]] = defaultdict(list)
     for index, group in enumerate(groups):
         members[group].append(index)
     # A group's key is its smallest content hash: unrelated new pictures never change it.
     keys = {group: min(rows[i]["content_hash"] for i in indices) for group, indices in members.items()}
-    split = {group: "validation" if split_fraction(key) < validation_fraction else "train"
-             for group, key in keys.items()}
-    # Per tag, a class of >= 2 groups must appear in both splits (small classes can miss by chance).
-    tag_groups: dict[str, set[int]] = defaultdict(set)
+    learned = {group for group, indices in members.items() if any(is_learned(rows[i]["path"]) for i in indices)}
+    split = {group: "train" for group in learned}
+    tag_counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for index, group in enumerate(groups):
-        tag_groups[rows[index]["tag"]].add(group)
-    for tag_group_set in tag_groups.values():
-        ordered = sorted(tag_group_set, key=lambda g: split_fraction(keys[g]))
-        if len(ordered) >= 2 and all(split[g] == "train" for g in ordered):
-            split[ordered[0]] = "validation"
-        if len(ordered) >= 2 and all(split[g] == "validation" for g in ordered):
-            split[ordered[-1]] = "train"
-    for index, group in enumerate(groups):
-        if is_learned(rows[index]["path"]):
-            split[group] = "train"
+        if group not in learned:
+            tag_counts[rows[index]["tag"]][group] += 1
+    for tag in sorted(tag_counts):  # a group in two tags' folders is placed by the first
+        counts = tag_counts[tag]
+        quota = round(validation_fraction * sum(counts.values()))
+        taken = sum(n for group, n in counts.items() if split.get(group) == "validation")
+        open_groups = sorted((g for g in counts if g not in split), key=lambda g: split_fraction(keys[g]))
+        for group in open_groups:
+            fits = taken + counts[group] <= quota or (taken == 0 and quota > 0)
+            split[group] = "validation" if taken < quota and fits else "train"
+            taken += counts[group] if split[group] == "validation" else 0
+        if len(open_groups) >= 2 and all(split[g] == "train" for g in open_groups):
+            split[open_groups[0]] = "validation"
+        if len(open_groups) >= 2 and all(split[g] == "validation" for g in open_groups):
+            split[open_groups[-1]] = "train"
     for index, group in enumerate(groups):
         rows[index]["group"] = keys[group][:16]
         rows[index]["split"] = split[group]

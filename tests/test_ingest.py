@@ -110,19 +110,26 @@ def test_duplicates_are_grouped_and_never_straddle_the_split(tmp_path):
     assert 0 < splits.count("validation") < len(splits)
 
 
-def test_split_is_stable_when_pictures_are_added(tmp_path):
+def test_split_is_stratified_by_tag_and_stable_when_pictures_are_added(tmp_path):
     params = tiny_params(tmp_path)
     raw = params.data.raw_dir
     for seed in range(40):
         _write(raw / ("mona" if seed % 2 else "kaito"), f"p{seed}.png", picture_bytes("PNG", size=(64, 64), seed=seed))
-    before = {r["path"]: r["split"] for r in ingest.build_manifest(params.data, params.stages)[0]}
+    rows = ingest.build_manifest(params.data, params.stages)[0]
+    before = {r["path"]: r["split"] for r in rows}
     again = {r["path"]: r["split"] for r in ingest.build_manifest(params.data, params.stages)[0]}
     assert before == again  # deterministic
+    for tag in ("mona", "kaito"):  # 20 pictures each, validation_fraction 0.2: exactly 4, not left to chance
+        assert sum(split == "validation" for path, split in before.items() if path.startswith(f"{tag}/")) == 4
     for seed in range(40, 80):
-        _write(raw / ("mona" if seed % 2 else "kaito"), f"p{seed}.png", picture_bytes("PNG", size=(64, 64), seed=seed))
+        _write(raw / "kaito", f"p{seed}.png", picture_bytes("PNG", size=(64, 64), seed=seed))
     after = {r["path"]: r["split"] for r in ingest.build_manifest(params.data, params.stages)[0]}
     assert len(after) == 80
-    assert {path: after[path] for path in before} == before
+    assert {p: after[p] for p in before if p.startswith("mona/")} == {p: s for p, s in before.items()
+                                                                      if p.startswith("mona/")}
+    kaito = [p for p in before if p.startswith("kaito/")]
+    assert sum(after[p] != before[p] for p in kaito) <= 6  # only groups at kaito's boundary moved
+    assert sum(split == "validation" for path, split in after.items() if path.startswith("kaito/")) == 12
 
 
 def test_learned_pictures_and_their_near_duplicates_always_train(tmp_path):

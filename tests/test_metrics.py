@@ -97,6 +97,21 @@ def test_temperature_fit_recovers_overconfidence_and_reliability_measures_it():
     assert np.array_equal(np.argsort(fixed), np.argsort(overconfident))  # the ranking never changes
 
 
+def test_temperature_fit_on_a_small_separated_split_stays_finite():
+    """87 validation pictures that the model separates: the plain likelihood would drive T to the grid's
+    floor (0.05) and score every look-alike with a positive logit above 0.95."""
+    from mona_pipeline.metrics import fit_temperature, temper
+
+    rng = np.random.default_rng(1)
+    truth = np.r_[np.ones(11, bool), np.zeros(76, bool)]
+    logits = np.where(truth, rng.uniform(0.5, 4.0, 87), rng.uniform(-6.0, -0.3, 87))
+    scores = 1 / (1 + np.exp(-logits))
+    temperature = fit_temperature(truth, scores)
+    assert temperature > 0.2
+    # A picture at logit 0.5 (the weakest positive's margin) is not called certain.
+    assert temper(np.array([1 / (1 + np.exp(-0.5))]), temperature)[0] < 0.95
+
+
 def test_reliability_bins_count_every_picture():
     from mona_pipeline.metrics import reliability
 
