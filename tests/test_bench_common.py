@@ -57,3 +57,21 @@ def test_table_text_shows_median_min_max_and_pairs():
     comparison = {"ratio": summarize_pairs([1.0, 4.0, 3.0, 2.0, 5.0], [2.0, 2.0, 2.0, 2.0, 2.0]), "pairs": 5}
 
     assert ratio_text(comparison) == "1.50 (0.50-2.50), 5 pairs"
+
+
+def test_tiling_cascade_replays_the_sorts_tile_rule():
+    """bench/tiling_cascade.py: a tile keeps a picture only where its whole score reached auto_from."""
+    from bench.tiling_cascade import replay
+    from mona_pipeline.config import TilingParams
+
+    rows = [  # a small figure (whole score near 0, found by a tile), a plain keep, a tile false alarm
+        {"whole_score": "0.002", "tile_score": "0.99", "target": "1", "part": "small"},
+        {"whole_score": "0.97", "tile_score": "", "target": "1", "part": "in_distribution"},
+        {"whole_score": "0.30", "tile_score": "0.96", "target": "0", "part": "in_distribution"},
+    ]
+    every = replay(rows, 0.95, TilingParams(mode="auto", auto_from=0.0))
+    assert (every["tiled"], every["recall"], every["false_alarms"], every["small_recall"]) == (0.667, 1.0, 1, 1.0)
+    warm = replay(rows, 0.95, TilingParams(mode="auto", auto_from=0.01))
+    assert (warm["tiled"], warm["recall"], warm["false_alarms"], warm["small_recall"]) == (0.333, 0.5, 1, 0.0)
+    off = replay(rows, 0.95, TilingParams(mode="off"))
+    assert (off["tiled"], off["precision"], off["false_alarms"]) == (0.0, 1.0, 0)
