@@ -75,3 +75,19 @@ def test_tiling_cascade_replays_the_sorts_tile_rule():
     assert (warm["tiled"], warm["recall"], warm["false_alarms"], warm["small_recall"]) == (0.333, 0.5, 1, 0.0)
     off = replay(rows, 0.95, TilingParams(mode="off"))
     assert (off["tiled"], off["precision"], off["false_alarms"]) == (0.0, 1.0, 0)
+
+
+def test_seed_ensemble_averages_the_seeds_logits():
+    """bench/seed_ensemble.py: one seed sure, one unsure -> the mean logit, not the mean score."""
+    import math
+
+    from bench.seed_ensemble import ensemble_scores
+
+    def row(whole: float, tile: float | None) -> dict:
+        return {"whole_score": str(whole), "tile_score": "" if tile is None else str(tile)}
+
+    tables = [{"a": row(0.99, 0.5), "b": row(0.2, None)}, {"a": row(0.5, 0.9), "b": row(0.2, 0.97)}]
+    whole, tile = ensemble_scores(tables, "a")
+    assert math.isclose(whole, 1 / (1 + math.exp(-math.log(99) / 2)), rel_tol=1e-6)  # 0.909, not 0.745
+    assert math.isclose(tile, 0.75, rel_tol=1e-6)
+    assert ensemble_scores(tables, "b")[1] is None  # a tile every seed looked at, or none

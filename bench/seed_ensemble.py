@@ -1,0 +1,94 @@
+"""Would an ensemble of seeds be a steadier shipped model? Replayed from each seed's evaluation scores.
+
+Each seed's evaluation writes every test picture's calibrated whole-picture score and best tile score
+(reports/evaluation/scores_<model>_test.csv). An ensemble of the seeds' models averages their logits. For
+the whole picture that is exactly what the ensemble would score. For tiles it is an estimate: each seed's
+best tile may be another crop, so the mean of best tiles is at least the best mean tile (optimistic for
+recall, pessimistic for false alarms). The sort's tile rule decides (`TilingParams.tile_decides`).
+Each single seed is replayed the same way, so the table compares like with like.
+
+    python -m bench.seed_ensemble clone1/reports/evaluation clone2/reports/evaluation ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from bench.common import RESULTS, cpu_model
+from mona_pipeline.config import TilingParams
+from mona_pipeline.metrics import logit
+
+MODELS = ("three_stage", "baseline")
+
+
+def read_scores(folder: Path, model: str) -> dict[str, dict]:
+    with open(folder / f"scores_{model}_test.csv", newline="") as handle:
+        return {row["path"]: row for row in csv.DictReader(handle)}
+
+
+def decide(whole: float, tile: float | None, tiling: TilingParams, threshold: float) -> bool:
+    return whole >= threshold or tiling.tile_decides(whole, tile, threshold)
+
+
+def rates(kept: list[bool], truth: list[bool], small: list[bool]) -> dict:
+    tp = sum(k and t for k, t in zip(kept, truth))
+    fp = sum(k and not t for k, t in zip(kept, truth))
+    positives, small_positives = sum(truth), sum(s and t for s, t in zip(small, truth))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / positives
+    return {"precision": round(precision, 3), "recall": round(recall, 3),
+            "f1": round(2 * precision * recall / (precision + recall), 3) if tp else 0.0, "false_alarms": fp,
+            "small_recall": round(sum(k and s and t for k, s, t in zip(kept, small, truth)) / small_positives, 3)}
+
+
+def ensemble_scores(tables: list[dict[str, dict]], path: str) -> tuple[float, float | None]:
+    """The mean logit of the seeds' whole scores and of their best tiles (None where no seed has a tile)."""
+    wholes = [float(table[path]["whole_score"]) for table in tables]
+    tiles = [float(table[path]["tile_score"]) for table in tables if table[path]["tile_score"]]
+    mean = lambda values: float(1 / (1 + np.exp(-np.mean(logit(np.array(values))))))  # noqa: E731
+    return mean(wholes), (mean(tiles) if len(tiles) == len(tables) else None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("evaluations", nargs="+", type=Path, help="reports/evaluation folders, one per seed")
+    parser.add_argument("--threshold", type=float, default=0.95)
+    parser.add_argument("--out", type=Path, default=RESULTS / "seed_ensemble.json")
+    args = parser.parse_args()
+    seeds = [yaml.safe_load((f.parents[1] / "params.yaml").read_text())["train"]["seed"] for f in args.evaluations]
+    results = {"cpu": cpu_model(), "threshold": args.threshold, "seeds": seeds, "models": {}}
+    print("| model | tiling | seeds one by one: mean ± sd (F1, precision, recall) | ensemble of the seeds |")
+    print("|---|---|---|---|")
+    for model in MODELS:
+        tables = [read_scores(folder, model) for folder in args.evaluations]
+        paths = sorted(tables[0])
+        truth = [tables[0][p]["target"] == "1" for p in paths]
+        small = [tables[0][p]["part"] == "small" for p in paths]
+        results["models"][model] = {}
+        for tiling in (TilingParams(mode="off"), TilingParams(mode="auto")):
+            singles = []
+            for table in tables:
+                kept = [decide(float(table[p]["whole_score"]),
+                               float(table[p]["tile_score"]) if table[p]["tile_score"] else None,
+                               tiling, args.threshold) for p in paths]
+                singles.append(rates(kept, truth, small))
+            kept = [decide(*ensemble_scores(tables, p), tiling, args.threshold) for p in paths]
+            together = rates(kept, truth, small)
+            results["models"][model][tiling.mode] = {"single": singles, "ensemble": together}
+            spread = ", ".join(f"{statistics.mean(s[k] for s in singles):.3f} ± "
+                               f"{statistics.stdev(s[k] for s in singles):.3f}" for k in ("f1", "precision", "recall"))
+            print(f"| {model} | {tiling.mode} | {spread} | {together['f1']:.3f}, {together['precision']:.3f}, "
+                  f"{together['recall']:.3f} |")
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
