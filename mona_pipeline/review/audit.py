@@ -20,7 +20,7 @@ import bisect
 import math
 from dataclasses import dataclass, field
 
-from mona_pipeline.review.verdicts import AUDITED, current, rows
+from mona_pipeline.review.verdicts import AUDITED, RunRows, current
 from mona_pipeline.sort.journal import Journal
 
 Z_95 = 1.959964  # the normal quantile of a two-sided 95% interval
@@ -98,25 +98,30 @@ class Audit:
                 if self.rates[decision].size] + [self.suggestion.reason] + self.notes
 
 
-def estimate(journal: Journal, target: str | None = None, target_precision: float = 0.95) -> Audit:
-    """The audit of a run (of one target's rows in a run with several) from its verdicts so far."""
+def estimate(journal: Journal, target: str | None = None, target_precision: float = 0.95,
+             run_rows: RunRows | None = None) -> Audit:
+    """The audit of a run (of one target's rows in a run with several) from its verdicts so far.
+
+    Args:
+        run_rows: the target's rows as the page holds them (read from the journal when not given).
+    """
     judged = current(journal)
     queued = current(journal, queued_only=True)
-    run_rows = rows(journal, target)
-    scores: dict[str, list[float]] = {decision: [] for decision in AUDITED}
+    run_rows = run_rows or RunRows.read(journal, target)
+    scores = {decision: [row.score or 0.0 for row in reversed(found)]  # lowest first
+              for decision, found in run_rows.by_decision.items()}
     checked: dict[str, list[tuple[float, bool]]] = {decision: [] for decision in AUDITED}
-    for row in run_rows:
-        scores[row.decision].append(row.score or 0.0)
-        if row.item_id in queued:
-            checked[row.decision].append((row.score or 0.0, queued[row.item_id] == "yes"))
+    for item_id, verdict in queued.items():
+        row = run_rows.by_id.get(item_id)
+        if row is not None:
+            checked[row.decision].append((row.score or 0.0, verdict == "yes"))
     rates = {decision: Rate(decision, len(scores[decision]), len(checked[decision]),
                             sum(shows for _, shows in checked[decision])) for decision in AUDITED}
     name = target or journal.info().get("target") or "the target"
-    ids = {row.item_id for row in run_rows}
-    hand = sum(1 for item_id in judged if item_id in ids and item_id not in queued)
+    hand = sum(1 for item_id in judged if item_id in run_rows.by_id and item_id not in queued)
     notes = [f"{hand} marked by hand outside the review order: applied and learned, not counted above"] if hand else []
     return Audit(name, rates, target_precision, suggest(checked, scores, target_precision),
-                 sum(1 for item_id in judged if item_id in ids), marked_by_hand=hand, notes=notes)
+                 sum(1 for item_id in judged if item_id in run_rows.by_id), marked_by_hand=hand, notes=notes)
 
 
 def suggest(checked: dict[str, list[tuple[float, bool]]], scores: dict[str, list[float]],
@@ -128,7 +133,7 @@ def suggest(checked: dict[str, list[tuple[float, bool]]], scores: dict[str, list
     while any decision it takes pictures from has fewer than MIN_CHECKED (or all) of them checked: one
     checked kept picture must not speak for five hundred.
     """
-    ordered = {decision: sorted(values) for decision, values in scores.items()}
+    ordered = {decision: sorted(values) for decision, values in scores.items()}  # linear when already sorted
     best = None
     cuts = sorted({score for samples in checked.values() for score, _ in samples}, reverse=True)
     for cut in cuts:

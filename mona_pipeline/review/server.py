@@ -42,6 +42,13 @@ def create_app(run_dir: Path, target_precision: float = 0.95) -> FastAPI:
     store = PictureStore(run_dir, journal)
     app = FastAPI(title=f"mona review {run_dir.name}", docs_url=None, redoc_url=None, openapi_url=None)
     queues: dict[str | None, list[str]] = {}
+    held: dict[str | None, verdicts.RunRows] = {}
+
+    def rows_of(target: str | None) -> verdicts.RunRows:
+        """The target's rows, read again only after a file operation changed the journal (RunRows)."""
+        if target not in held or not held[target].fresh(journal):
+            held[target] = verdicts.RunRows.read(journal, target)
+        return held[target]
 
     def queue_of(target: str | None) -> list[str]:
         if target not in queues:
@@ -66,7 +73,7 @@ def create_app(run_dir: Path, target_precision: float = 0.95) -> FastAPI:
     def state(target: str | None = None) -> dict:
         target = chosen(target)
         record = read_run(run_dir)
-        result = audit.estimate(journal, target, target_precision)
+        result = audit.estimate(journal, target, target_precision, rows_of(target))
         queue = queue_of(target)
         judged = verdicts.current(journal)
         return {"run": run_dir.name, "path": str(run_dir), "source": record.info.get("source"),
@@ -80,7 +87,7 @@ def create_app(run_dir: Path, target_precision: float = 0.95) -> FastAPI:
     @app.get("/api/queue")
     def queue(target: str | None = None) -> list[dict]:
         target = chosen(target)
-        by_id = {row.item_id: row for row in verdicts.rows(journal, target)}
+        by_id = rows_of(target).by_id
         judged = verdicts.current(journal)
         return [row_json(by_id[item], judged.get(item), position) for position, item in enumerate(queue_of(target))]
 
@@ -89,8 +96,7 @@ def create_app(run_dir: Path, target_precision: float = 0.95) -> FastAPI:
              target: str | None = None) -> dict:
         if decision not in verdicts.AUDITED:
             raise HTTPException(400, f"decision {decision!r}: use one of {', '.join(verdicts.AUDITED)}")
-        found = sorted((row for row in verdicts.rows(journal, chosen(target)) if row.decision == decision),
-                       key=lambda row: -(row.score or 0.0))
+        found = rows_of(chosen(target)).by_decision[decision]
         judged = verdicts.current(journal)
         part = found[page * per_page:(page + 1) * per_page]
         return {"decision": decision, "page": page, "pages": max(1, -(-len(found) // per_page)), "total": len(found),
@@ -124,6 +130,7 @@ def create_app(run_dir: Path, target_precision: float = 0.95) -> FastAPI:
             result = apply.apply_verdicts(run_dir)
         except RunBusy as error:
             raise HTTPException(409, str(error)) from None
+        held.clear()  # apply wrote through a connection of its own; read the rows again either way
         return {"lines": result.lines(), "changed": result.changed, "problems": len(result.problems)}
 
     app.state.journal = journal

@@ -66,6 +66,38 @@ def rows(journal: Journal, target: str | None = None) -> list[Row]:
     return [Row(*(from_column(value) for value in row)) for row in found]
 
 
+@dataclass(frozen=True)
+class RunRows:
+    """One target's judgeable rows, read once and indexed the ways a review page asks for them.
+
+    A verdict never changes them; a file operation (apply, an undo from another process) does, and the
+    journal's `PRAGMA data_version` (which moves when another connection commits) says when to read again
+    (`fresh`). So a keypress costs the verdicts, not a read of every row of a run of a million pictures.
+    """
+
+    target: str | None
+    version: int
+    by_id: dict[str, Row]
+    by_decision: dict[str, list[Row]]  # each decision's rows, highest score first
+
+    @classmethod
+    def read(cls, journal: Journal, target: str | None = None) -> "RunRows":
+        version = data_version(journal)
+        found = rows(journal, target)
+        by_decision = {decision: sorted((row for row in found if row.decision == decision),
+                                        key=lambda row: -(row.score or 0.0)) for decision in AUDITED}
+        return cls(target, version, {row.item_id: row for row in found}, by_decision)
+
+    def fresh(self, journal: Journal) -> bool:
+        return data_version(journal) == self.version
+
+
+def data_version(journal: Journal) -> int:
+    """SQLite's counter of commits by other connections to the journal (ours never moves it)."""
+    with journal.lock:
+        return int(journal.connection.execute("PRAGMA data_version").fetchone()[0])
+
+
 def targets(journal: Journal) -> list[str | None]:
     """The run's characters: [None] for a run with one model, else each target's name."""
     if "target" not in journal.columns:

@@ -53,6 +53,25 @@ def test_the_api_serves_the_order_pictures_and_stores_verdicts(sorted_run):
     assert client.get("/api/picture", params={"id": "nowhere"}).status_code == 404
 
 
+def test_the_page_reads_rows_once_and_again_after_another_process_changes_the_files(sorted_run):
+    """A keypress does not read every row of the run; an undo made elsewhere (another connection) is seen."""
+    from mona_pipeline.sort.recovery import undo_run
+
+    run_dir, _, _ = sorted_run
+    app = create_app(run_dir)
+    client = TestClient(app)
+    journal = app.state.journal
+    held = verdicts.RunRows.read(journal)
+    assert held.fresh(journal)
+    first = client.get("/api/queue").json()[0]
+    client.post("/api/verdict", json={"id": first["id"], "verdict": "yes"})
+    assert held.fresh(journal)  # the page's own verdicts do not make its rows stale
+    assert {row["status"] for row in client.get("/api/rows", params={"decision": "keep"}).json()["rows"]} == {"done"}
+    undo_run(run_dir)  # its own connection, as `mona undo` in a terminal
+    assert not held.fresh(journal)
+    assert {row["status"] for row in client.get("/api/rows", params={"decision": "keep"}).json()["rows"]} == {"undone"}
+
+
 def start_server(run_dir: Path) -> tuple[subprocess.Popen, str]:
     """`mona review RUN` in its own process, as a user starts it; returns it and the address it printed."""
     process = subprocess.Popen([sys.executable, "-m", "mona_pipeline.cli", "review", str(run_dir), "--no-browser"],
