@@ -175,3 +175,18 @@ def stand_in_model(folder: Path, image_size: int = 32) -> Path:
         "stage": "target", "class_names": ["mona", "others"], "positive_class": "mona", "target": "mona",
         "image_size": image_size, "threshold": 0.95, "precision_policy": "float32"}))
     return folder
+
+
+def evaluation_scores(folder: Path, model: str, split: str = "test") -> dict[str, dict]:
+    """One model's per-picture scores from an evaluation (reports/evaluation/scores_<model>_<split>.csv), by path."""
+    import csv
+
+    with open(folder / f"scores_{model}_{split}.csv", newline="") as handle:
+        return {row["path"]: row for row in csv.DictReader(handle)}
+
+
+def evaluation_seed(folder: Path) -> int:
+    """The training seed behind a clone's reports/evaluation folder (its params.yaml)."""
+    import yaml
+
+    return yaml.safe_load((folder.parents[1] / "params.yaml").read_text())["train"]["seed"]

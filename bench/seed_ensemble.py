@@ -13,24 +13,17 @@ Each single seed is replayed the same way, so the table compares like with like.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from bench.common import RESULTS, cpu_model
+from bench.common import RESULTS, cpu_model, evaluation_scores, evaluation_seed
 from mona_pipeline.config import TilingParams
 from mona_pipeline.metrics import logit
 
 MODELS = ("three_stage", "baseline")
-
-
-def read_scores(folder: Path, model: str) -> dict[str, dict]:
-    with open(folder / f"scores_{model}_test.csv", newline="") as handle:
-        return {row["path"]: row for row in csv.DictReader(handle)}
 
 
 def decide(whole: float, tile: float | None, tiling: TilingParams, threshold: float) -> bool:
@@ -62,12 +55,12 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.95)
     parser.add_argument("--out", type=Path, default=RESULTS / "seed_ensemble.json")
     args = parser.parse_args()
-    seeds = [yaml.safe_load((f.parents[1] / "params.yaml").read_text())["train"]["seed"] for f in args.evaluations]
+    seeds = [evaluation_seed(folder) for folder in args.evaluations]
     results = {"cpu": cpu_model(), "threshold": args.threshold, "seeds": seeds, "models": {}}
     print("| model | tiling | seeds one by one: mean ± sd (F1, precision, recall) | ensemble of the seeds |")
     print("|---|---|---|---|")
     for model in MODELS:
-        tables = [read_scores(folder, model) for folder in args.evaluations]
+        tables = [evaluation_scores(folder, model) for folder in args.evaluations]
         paths = sorted(tables[0])
         truth = [tables[0][p]["target"] == "1" for p in paths]
         small = [tables[0][p]["part"] == "small" for p in paths]

@@ -13,13 +13,10 @@ and recall on small figures, per seed and model. The decision rule is the sort's
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
-import yaml
-
-from bench.common import RESULTS, cpu_model
+from bench.common import RESULTS, cpu_model, evaluation_scores, evaluation_seed
 from mona_pipeline.config import TilingParams
 
 AUTO_FROM = [0.0, 0.001, 0.01, 0.05, 0.2, 0.5]
@@ -51,10 +48,9 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     for folder in args.evaluations:
-        seed = yaml.safe_load((folder.parents[1] / "params.yaml").read_text())["train"]["seed"]
+        seed = evaluation_seed(folder)
         for model in MODELS:
-            with open(folder / f"scores_{model}_test.csv", newline="") as handle:
-                rows = list(csv.DictReader(handle))
+            rows = list(evaluation_scores(folder, model).values())
             settings = [TilingParams(mode="off")] + [TilingParams(mode="auto", auto_from=a) for a in AUTO_FROM]
             results += [{"evaluation": str(folder), "seed": seed, "model": model,
                          **replay(rows, args.threshold, tiling)} for tiling in settings]
