@@ -190,3 +190,21 @@ def evaluation_seed(folder: Path) -> int:
     import yaml
 
     return yaml.safe_load((folder.parents[1] / "params.yaml").read_text())["train"]["seed"]
+
+
+class SortTimer:
+    """Fresh sorts (action none) of one folder in this process; each returns the sort's own seconds
+    (`SortSummary.seconds`, after the models are loaded), for `compare_interleaved`."""
+
+    def __init__(self, pictures: Path, scratch: Path):
+        self.pictures, self.scratch, self.runs = pictures, scratch, 0
+
+    def seconds(self, models: list[Path], tiling: str) -> float:
+        from mona_pipeline.sort import build_request, sort_source
+
+        self.runs += 1
+        request = build_request(None, str(self.pictures), self.scratch / f"out{self.runs}",
+                                {"models": models, "action": "none", "tiling": tiling, "run": "bench"})
+        summary = sort_source(request)
+        assert summary.pictures == len(list(self.pictures.iterdir())), summary
+        return summary.seconds

@@ -13,13 +13,12 @@ and the ratio three/one comes from interleaved pairs (`common.compare_interleave
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from bench.common import compare_interleaved, load_average, make_archive, ratio_text, write_result
+from bench.common import SortTimer, compare_interleaved, load_average, make_archive, ratio_text, write_result
 
 TARGETS = ("first", "second", "third")
 
@@ -37,8 +36,6 @@ def copies(model: Path, folder: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from mona_pipeline.sort import build_request, sort_source
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", type=Path, default=Path("models/target"))
     parser.add_argument("--pictures", type=int, default=40)
@@ -52,17 +49,10 @@ def main(argv: list[str] | None = None) -> dict:
               "JPEG wallpapers, the rest PNG and WebP, drawn by the demo's generator"}
     with tempfile.TemporaryDirectory() as scratch:
         models = copies(args.model, Path(scratch) / "models")
-        runs = itertools.count()
-
-        def seconds(chosen: list[Path], tiling: str) -> float:
-            request = build_request(None, str(pictures), Path(scratch) / f"out{next(runs)}",
-                                    {"models": chosen, "action": "none", "tiling": tiling, "run": "bench"})
-            summary = sort_source(request)
-            assert summary.pictures == args.pictures, summary
-            return summary.seconds
-
+        timer = SortTimer(pictures, Path(scratch))
         for tiling in args.tiling:
-            comparison = compare_interleaved(lambda: seconds(models, tiling), lambda: seconds(models[:1], tiling),
+            comparison = compare_interleaved(lambda: timer.seconds(models, tiling),
+                                             lambda: timer.seconds(models[:1], tiling),
                                              a="three models", b="one model", unit="s", pairs=args.pairs)
             result[f"tiling_{tiling}"] = comparison
             print(f"tiling {tiling}: three models / one model, seconds: {ratio_text(comparison)}; medians "

@@ -325,6 +325,15 @@ def command_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_ensemble(args: argparse.Namespace) -> int:
+    from mona_pipeline import ensemble
+
+    metadata = ensemble.combine(args.models, args.out)
+    print(f"{args.out}: {metadata.architecture}, one model for {metadata.target} (threshold {metadata.threshold}); "
+          f"sort with it: mona sort SRC --out OUT --model {args.out}")
+    return 0
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with errors in one line, a "did you mean" for a mistyped command or option, and the
     global options accepted after the command too."""
@@ -481,6 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--repo", type=Path, default=Path("."), help="the project folder (a DVC repository)")
     compare.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
     compare.set_defaults(handler=command_compare)
+    ensemble = command("ensemble", help="combine models of one character (e.g. several seeds) into one model")
+    ensemble.add_argument("models", type=Path, nargs="+", help="trained model folders (models/target, ...)")
+    ensemble.add_argument("--out", type=Path, required=True, help="the ensemble's model folder")
+    ensemble.set_defaults(handler=command_ensemble)
     return parser
 
 
