@@ -13,6 +13,7 @@ Each single seed is replayed the same way, so the table compares like with like.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 from pathlib import Path
@@ -49,16 +50,24 @@ def ensemble_scores(tables: list[dict[str, dict]], path: str) -> tuple[float, fl
     return mean(wholes), (mean(tiles) if len(tiles) == len(tables) else None)
 
 
+def spread(results: list[dict]) -> str:
+    return ", ".join(f"{statistics.mean(r[k] for r in results):.3f} ± {statistics.stdev(r[k] for r in results):.3f}"
+                     for k in ("f1", "precision", "recall"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("evaluations", nargs="+", type=Path, help="reports/evaluation folders, one per seed")
     parser.add_argument("--threshold", type=float, default=0.95)
+    parser.add_argument("--members", type=int, default=3,
+                        help="also every ensemble of this many of the seeds: their mean ± sd (overlapping subsets)")
     parser.add_argument("--out", type=Path, default=RESULTS / "seed_ensemble.json")
     args = parser.parse_args()
     seeds = [evaluation_seed(folder) for folder in args.evaluations]
     results = {"cpu": cpu_model(), "threshold": args.threshold, "seeds": seeds, "models": {}}
-    print("| model | tiling | seeds one by one: mean ± sd (F1, precision, recall) | ensemble of the seeds |")
-    print("|---|---|---|---|")
+    print("| model | tiling | seeds one by one: mean ± sd (F1, precision, recall) | ensemble of all seeds | "
+          "ensembles of --members seeds: mean ± sd |")
+    print("|---|---|---|---|---|")
     for model in MODELS:
         tables = [evaluation_scores(folder, model) for folder in args.evaluations]
         paths = sorted(tables[0])
@@ -72,13 +81,17 @@ def main() -> None:
                                float(table[p]["tile_score"]) if table[p]["tile_score"] else None,
                                tiling, args.threshold) for p in paths]
                 singles.append(rates(kept, truth, small))
-            kept = [decide(*ensemble_scores(tables, p), tiling, args.threshold) for p in paths]
-            together = rates(kept, truth, small)
-            results["models"][model][tiling.mode] = {"single": singles, "ensemble": together}
-            spread = ", ".join(f"{statistics.mean(s[k] for s in singles):.3f} ± "
-                               f"{statistics.stdev(s[k] for s in singles):.3f}" for k in ("f1", "precision", "recall"))
-            print(f"| {model} | {tiling.mode} | {spread} | {together['f1']:.3f}, {together['precision']:.3f}, "
-                  f"{together['recall']:.3f} |")
+            def ensemble(chosen: list[dict[str, dict]]) -> dict:
+                kept = [decide(*ensemble_scores(chosen, p), tiling, args.threshold) for p in paths]
+                return rates(kept, truth, small)
+
+            together = ensemble(tables)
+            subsets = [ensemble(list(chosen)) for chosen in itertools.combinations(tables, args.members)
+                       ] if 1 < args.members < len(tables) else []
+            results["models"][model][tiling.mode] = {"single": singles, "ensemble": together,
+                                                     f"ensembles_of_{args.members}": subsets}
+            print(f"| {model} | {tiling.mode} | {spread(singles)} | {together['f1']:.3f}, {together['precision']:.3f}, "
+                  f"{together['recall']:.3f} | {spread(subsets) if len(subsets) > 1 else '-'} |")
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")
 
