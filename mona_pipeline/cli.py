@@ -163,9 +163,9 @@ def command_sort(args: argparse.Namespace) -> int:
         with stop_on_signals() as stop:
             summary = sort_source(request, bar.update, stop, total=bar.set_total)
     except ModelNotFound as error:
-        if params is None and args.models is None:  # the default models/target, outside a project folder
+        if params is None and args.models is None:  # the default models/baseline, outside a project folder
             raise ModelNotFound(f"{error}. {Path.cwd()} is not a project folder (no params.yaml): run it from the "
-                                f"project folder, or pass --model PROJECT/models/target") from None
+                                f"project folder, or pass --model PROJECT/models/baseline") from None
         raise
     finally:
         bar.close()

@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 
 from mona_pipeline.errors import UserError
-from mona_pipeline.evaluate.paths import REPORT_NAME, scores_path
+from mona_pipeline.evaluate.paths import REPORT_NAME, evaluated_name, scores_path
 from mona_pipeline.sort.journal import JOURNAL_NAME, Journal
 from mona_pipeline.sort.results import SUMMARY_NAME, SortSummary
 
@@ -29,9 +29,9 @@ def sort_agreement(scores_csv: Path, run_dir: Path) -> tuple[int, int]:
     return same, total
 
 
-def demo_summary(reports_dir: Path, sort_run: Path | None = None, model_name: str = "three_stage",
-                 set_name: str = "test") -> str:
-    """The evaluation report, where its parts are, and (with a sort run) the sort's counts and agreement.
+def demo_summary(reports_dir: Path, sort_run: Path | None = None, set_name: str = "test") -> str:
+    """The evaluation report, where its parts are, and (with a sort run) whether the sort agrees with the
+    evaluation of the model it used.
 
     Raises:
         UserError: there is no evaluation report yet.
@@ -43,9 +43,15 @@ def demo_summary(reports_dir: Path, sort_run: Path | None = None, model_name: st
              f"Report: {evaluation}; training curves: models/<stage>/curves.png (`dvc plots show`)."]
     if sort_run is not None and (sort_run / SUMMARY_NAME).is_file():
         summary = SortSummary.model_validate_json((sort_run / SUMMARY_NAME).read_text())
-        same, total = sort_agreement(scores_path(reports_dir, model_name, set_name), sort_run)
-        lines.append(f"\nSort and evaluate agree on {same} of {total} pictures at P = {summary.confidence}." if total
-                     else f"\nThe run shares no picture with the evaluation's {set_name} set: nothing to compare.")
+        model_name = evaluated_name(Path(summary.model))
+        same, total = (0, 0) if model_name is None else sort_agreement(
+            scores_path(reports_dir, model_name, set_name), sort_run)
+        if model_name is None:
+            lines.append(f"\nThe run's model {summary.model} is not one the evaluation scored: nothing to compare.")
+        else:
+            lines.append(f"\nSort ({summary.model}) and evaluate ({model_name}) agree on {same} of {total} pictures "
+                         f"at P = {summary.confidence}." if total else
+                         f"\nThe run shares no picture with the evaluation's {set_name} set: nothing to compare.")
         if summary.tiling.mode != "off":
             lines.append(f"Tiling {summary.tiling.mode}: {summary.found_in_tiles} kept or review pictures were found "
                          f"in a tile (outlined in the contact sheet; boxes in the journal and summary.json).")

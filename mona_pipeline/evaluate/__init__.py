@@ -16,7 +16,7 @@ report's paths loads no model code.
 
 import importlib
 
-_HOMES = {"Evaluation": "run", "MODELS": "run", "STAGES": "run", "run_evaluate": "run",
+_HOMES = {"Evaluation": "run", "MODELS": "paths", "STAGES": "run", "run_evaluate": "run",
           "REPORTS_DIR": "paths", "REPORT_NAME": "paths", "TABLE_NAME": "paths", "scores_path": "paths",
           "LabelledSet": "sets", "SetScores": "sets", "read_labelled_folder": "sets", "score_set": "sets",
           "SetResult": "results", "evaluate_set": "results", "tiling_effect": "results"}

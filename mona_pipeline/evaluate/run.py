@@ -15,7 +15,7 @@ import numpy as np
 from mona_pipeline import figures
 from mona_pipeline.config import Params
 from mona_pipeline.evaluate.labels import LABELS_NAME
-from mona_pipeline.evaluate.paths import REPORT_NAME, REPORTS_DIR, TABLE_NAME, scores_path
+from mona_pipeline.evaluate.paths import MODELS, REPORT_NAME, REPORTS_DIR, TABLE_NAME, scores_path
 from mona_pipeline.evaluate.report import render_report
 from mona_pipeline.evaluate.results import SetResult, evaluate_set, headline, main_numbers, tiling_effect
 from mona_pipeline.evaluate.sets import (LabelledSet, SetScores, read_labelled_folder, score_set, time_one_by_one,
@@ -24,7 +24,6 @@ from mona_pipeline.inference import Scorer
 from mona_pipeline.metrics import latency_stats, threshold_sweep
 from mona_pipeline.trained import load_trained
 
-MODELS = {"three_stage": Path("models/target"), "baseline": Path("models/baseline")}
 # The trained stages whose kept epoch goes into reports/metrics.json's `train` section.
 STAGES = {stage: Path("models") / stage for stage in ("gender", "lookalike", "target", "baseline")}
 

@@ -1,9 +1,13 @@
 """`mona runs OUT` and `mona summary RUN`: your own runs, read from their journals, never the demo's evaluation."""
 
+import csv
+import json
+import shutil
 import threading
 
 from mona_pipeline.cli import main
 from mona_pipeline.sort import sort_source, undo_run
+from mona_pipeline.sort.journal import JOURNAL_NAME, Journal
 from mona_pipeline.sort.lock import hold_run
 from mona_pipeline.sort.runs import list_runs, read_run
 from tests.sort.conftest import sort_request
@@ -74,3 +78,28 @@ def test_runs_of_a_folder_without_runs_is_one_clear_line(tmp_path, capsys):
     assert main(["runs", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.startswith(f"error: no sort runs in {tmp_path}") and error.count("\n") == 1
+
+
+def test_summary_with_the_evaluation_compares_the_sort_with_the_model_it_used(inbox, tmp_path, colour_model,
+                                                                              capsys, monkeypatch):
+    """`make demo`'s last line: the sort with models/baseline is checked against the baseline's evaluation."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(colour_model, tmp_path / "models" / "baseline")
+    sort_source(sort_request(inbox, tmp_path / "out", tmp_path / "models" / "baseline", run="demo"))
+    with Journal(tmp_path / "out" / "runs" / "demo" / JOURNAL_NAME, read_only=True) as journal:
+        kept = {entry.source: entry.decision == "keep" for entry in journal.entries() if entry.score is not None}
+    reports = tmp_path / "reports" / "evaluation"
+    reports.mkdir(parents=True)
+    (reports / "evaluation.md").write_text("# Evaluation\n")
+    for name, agree in (("baseline", True), ("three_stage", False)):  # the other model decides the opposite
+        with open(reports / f"scores_{name}_test.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "score"])
+            writer.writerows([source, 1.0 if keep == agree else 0.0] for source, keep in kept.items())
+    assert main(["summary", str(tmp_path / "out" / "runs" / "demo"), "--evaluation"]) == 0
+    assert f"and evaluate (baseline) agree on {len(kept)} of {len(kept)} pictures" in capsys.readouterr().out
+    summary_path = tmp_path / "out" / "runs" / "demo" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "model": "models/elsewhere"}))  # a model evaluate never scored
+    assert main(["summary", str(tmp_path / "out" / "runs" / "demo"), "--evaluation"]) == 0
+    assert "is not one the evaluation scored" in capsys.readouterr().out
