@@ -208,3 +208,15 @@ class SortTimer:
         summary = sort_source(request)
         assert summary.pictures == len(list(self.pictures.iterdir())), summary
         return summary.seconds
+
+    def compare(self, a: list[Path], b: list[Path], names: tuple[str, str], tilings: list[str], pairs: int) -> dict:
+        """Sorts with the models `a` against sorts with `b`, in interleaved pairs, for each tiling mode:
+        {"tiling_<mode>": compare_interleaved's result}, each printed as it comes."""
+        found = {}
+        for tiling in tilings:
+            comparison = compare_interleaved(lambda: self.seconds(a, tiling), lambda: self.seconds(b, tiling),
+                                             a=names[0], b=names[1], unit="s", pairs=pairs)
+            found[f"tiling_{tiling}"] = comparison
+            print(f"tiling {tiling}: {names[0]} / {names[1]}, seconds: {ratio_text(comparison)}; medians "
+                  f"{comparison['medians']}")
+        return found

@@ -15,7 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from bench.common import SortTimer, compare_interleaved, load_average, make_archive, ratio_text, write_result
+from bench.common import SortTimer, load_average, make_archive, write_result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -34,14 +34,9 @@ def main(argv: list[str] | None = None) -> dict:
               "model": str(args.model), "input": "common.make_archive: 80% 1920x1080 JPEG wallpapers, the rest "
               "PNG and WebP, drawn by the demo's generator"}
     with tempfile.TemporaryDirectory() as scratch:
-        timer = SortTimer(pictures, Path(scratch))
-        for tiling in args.tiling:
-            comparison = compare_interleaved(lambda: timer.seconds([args.ensemble], tiling),
-                                             lambda: timer.seconds([args.model], tiling),
-                                             a="ensemble", b="one member", unit="s", pairs=args.pairs)
-            result[f"tiling_{tiling}"] = comparison
-            print(f"tiling {tiling}: ensemble of {len(members)} / one member, seconds: {ratio_text(comparison)}; "
-                  f"medians {comparison['medians']}")
+        result |= SortTimer(pictures, Path(scratch)).compare([args.ensemble], [args.model],
+                                                              (f"ensemble of {len(members)}", "one member"),
+                                                              args.tiling, args.pairs)
     path = write_result("ensemble_cost", result, load_start)
     print(f"-> {path}")
     return result

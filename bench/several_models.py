@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench.common import SortTimer, compare_interleaved, load_average, make_archive, ratio_text, write_result
+from bench.common import SortTimer, load_average, make_archive, write_result
 
 TARGETS = ("first", "second", "third")
 
@@ -49,14 +49,8 @@ def main(argv: list[str] | None = None) -> dict:
               "JPEG wallpapers, the rest PNG and WebP, drawn by the demo's generator"}
     with tempfile.TemporaryDirectory() as scratch:
         models = copies(args.model, Path(scratch) / "models")
-        timer = SortTimer(pictures, Path(scratch))
-        for tiling in args.tiling:
-            comparison = compare_interleaved(lambda: timer.seconds(models, tiling),
-                                             lambda: timer.seconds(models[:1], tiling),
-                                             a="three models", b="one model", unit="s", pairs=args.pairs)
-            result[f"tiling_{tiling}"] = comparison
-            print(f"tiling {tiling}: three models / one model, seconds: {ratio_text(comparison)}; medians "
-                  f"{comparison['medians']}")
+        result |= SortTimer(pictures, Path(scratch)).compare(models, models[:1], ("three models", "one model"),
+                                                              args.tiling, args.pairs)
     path = write_result("several_models", result, load_start)
     print(f"-> {path}")
     return result
