@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.common import RESULTS, cpu_model, evaluation_scores, evaluation_seed
 from mona_pipeline.config import TilingParams
-from mona_pipeline.metrics import logit
+from mona_pipeline.ensemble import mean_log_odds
 
 MODELS = ("three_stage", "baseline")
 
@@ -43,11 +43,12 @@ def rates(kept: list[bool], truth: list[bool], small: list[bool]) -> dict:
 
 
 def ensemble_scores(tables: list[dict[str, dict]], path: str) -> tuple[float, float | None]:
-    """The mean logit of the seeds' whole scores and of their best tiles (None where no seed has a tile)."""
+    """What `mona ensemble` of the seeds scores (ensemble.mean_log_odds) for the whole picture, and for the
+    seeds' best tiles (None where not every seed looked at a tile)."""
     wholes = [float(table[path]["whole_score"]) for table in tables]
     tiles = [float(table[path]["tile_score"]) for table in tables if table[path]["tile_score"]]
-    mean = lambda values: float(1 / (1 + np.exp(-np.mean(logit(np.array(values))))))  # noqa: E731
-    return mean(wholes), (mean(tiles) if len(tiles) == len(tables) else None)
+    return float(mean_log_odds(np.array(wholes))), (float(mean_log_odds(np.array(tiles)))
+                                                     if len(tiles) == len(tables) else None)
 
 
 def spread(results: list[dict]) -> str:

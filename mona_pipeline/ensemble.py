@@ -30,7 +30,8 @@ MEMBERS_FILE = "ensemble.json"  # beside model.keras: which model folders went i
 
 
 class EnsembleError(UserError, ValueError):
-    """Models that cannot be combined: fewer than two, or not the same character, classes or input size."""
+    """Models that cannot be combined: fewer than two, or not the same character, classes, input size or
+    threshold."""
 
 
 def check_members(members: list[TrainedModel]) -> None:
@@ -95,6 +96,7 @@ def combine(folders: list[Path], out: Path) -> ModelMetadata:
 
 
 def mean_log_odds(scores: np.ndarray) -> np.ndarray:
-    """What the ensemble scores, from its members' calibrated scores (members x pictures): for checks."""
+    """What the ensemble scores, from its members' calibrated scores (members x pictures): the rule its
+    network computes, for its test and for replays of seeds' scores (bench/seed_ensemble.py)."""
     clipped = np.clip(np.asarray(scores, float), 1e-7, 1 - 1e-7)
     return 1 / (1 + np.exp(-np.mean(np.log(clipped / (1 - clipped)), axis=0)))
