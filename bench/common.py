@@ -3,6 +3,7 @@ realistic archives."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import platform
 import random
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -117,6 +119,9 @@ def write_result(name: str, result: dict, load_start: list[float] | None = None)
     return path
 
 
+ARCHIVE = "common.make_archive: 80% 1920x1080 JPEG wallpapers, the rest PNG and WebP, drawn by the demo's generator"
+
+
 def make_archive(folder: Path, pictures: int, seed: int = 0, full_hd_fraction: float = 0.8) -> Path:
     """Realistic pictures: mostly 1920x1080 JPEG wallpapers, some PNG and WebP, drawn by the demo's generator."""
     from mona_pipeline import demo
@@ -220,3 +225,28 @@ class SortTimer:
             print(f"tiling {tiling}: {names[0]} / {names[1]}, seconds: {ratio_text(comparison)}; medians "
                   f"{comparison['medians']}")
         return found
+
+
+def sort_pair_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of a benchmark that times two sets of models on `make_archive`'s pictures (`sort_pairs`)."""
+    parser.add_argument("--pictures", type=int, default=40)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--tiling", nargs="+", default=["off", "auto"], choices=["off", "auto", "always"])
+    parser.add_argument("--folder", type=Path, default=Path("bench/archive/wallpapers"))
+    return parser
+
+
+def sort_pairs(name: str, args: argparse.Namespace, result: dict,
+               models: Callable[[Path], tuple[list[Path], list[Path]]], names: tuple[str, str]) -> dict:
+    """Sorts with the models `a` against sorts with `b` (`models(scratch)` gives both, made in a scratch
+    folder if need be) on `args.pictures` of `make_archive`'s pictures, in interleaved pairs for each tiling
+    mode: the result, also written to bench/results/NAME.json."""
+    load_start = load_average()
+    pictures = make_archive(args.folder, args.pictures)
+    result = {"pictures": args.pictures, **result, "input": ARCHIVE}
+    with tempfile.TemporaryDirectory() as scratch:
+        a, b = models(Path(scratch))
+        result |= SortTimer(pictures, Path(scratch)).compare(a, b, names, args.tiling, args.pairs)
+    path = write_result(name, result, load_start)
+    print(f"-> {path}")
+    return result

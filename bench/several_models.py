@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
-from bench.common import SortTimer, load_average, make_archive, write_result
+from bench.common import sort_pair_arguments, sort_pairs
 
 TARGETS = ("first", "second", "third")
 
@@ -36,24 +35,15 @@ def copies(model: Path, folder: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser()
+    parser = sort_pair_arguments(argparse.ArgumentParser())
     parser.add_argument("--model", type=Path, default=Path("models/target"))
-    parser.add_argument("--pictures", type=int, default=40)
-    parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--tiling", nargs="+", default=["off", "auto"], choices=["off", "auto", "always"])
-    parser.add_argument("--folder", type=Path, default=Path("bench/archive/wallpapers"))
     args = parser.parse_args(argv)
-    load_start = load_average()
-    pictures = make_archive(args.folder, args.pictures)
-    result = {"pictures": args.pictures, "model": str(args.model), "input": "common.make_archive: 80% 1920x1080 "
-              "JPEG wallpapers, the rest PNG and WebP, drawn by the demo's generator"}
-    with tempfile.TemporaryDirectory() as scratch:
-        models = copies(args.model, Path(scratch) / "models")
-        result |= SortTimer(pictures, Path(scratch)).compare(models, models[:1], ("three models", "one model"),
-                                                              args.tiling, args.pairs)
-    path = write_result("several_models", result, load_start)
-    print(f"-> {path}")
-    return result
+
+    def models(scratch: Path) -> tuple[list[Path], list[Path]]:
+        made = copies(args.model, scratch / "models")
+        return made, made[:1]
+
+    return sort_pairs("several_models", args, {"model": str(args.model)}, models, ("three models", "one model"))
 
 
 if __name__ == "__main__":
