@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from mona_pipeline.config import digest, load_params
+from mona_pipeline.config import DEFAULT_MODEL, digest, load_params
 from mona_pipeline.errors import UserError
 from mona_pipeline.sort.request import add_sort_options
 from mona_pipeline.sort.stop import Interrupted, SortStopped
@@ -163,9 +163,9 @@ def command_sort(args: argparse.Namespace) -> int:
         with stop_on_signals() as stop:
             summary = sort_source(request, bar.update, stop, total=bar.set_total)
     except ModelNotFound as error:
-        if params is None and args.models is None:  # the default models/baseline, outside a project folder
+        if params is None and args.models is None:  # the default model, outside a project folder
             raise ModelNotFound(f"{error}. {Path.cwd()} is not a project folder (no params.yaml): run it from the "
-                                f"project folder, or pass --model PROJECT/models/baseline") from None
+                                f"project folder, or pass --model PROJECT/{DEFAULT_MODEL.as_posix()}") from None
         raise
     finally:
         bar.close()

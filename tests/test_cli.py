@@ -69,7 +69,7 @@ def test_outside_a_project_a_missing_model_says_to_run_from_the_project_or_pass_
     (tmp_path / "pictures" / "a.jpg").write_bytes(colour_picture((200, 10, 10)))
     result = run_mona("sort", "pictures", "--out", "sorted", cwd=tmp_path)
     assert result.returncode == 2
-    assert f"no trained model in {tmp_path / 'models' / 'baseline'}" in result.stderr
+    assert f"no trained model in {tmp_path / 'models' / 'target'}" in result.stderr
     assert f"{tmp_path} is not a project folder (no params.yaml): run it from the project folder, or pass " \
            f"--model" in result.stderr
     assert "sorting" not in result.stderr  # no progress bar before the error

@@ -22,6 +22,8 @@ def test_round_trip_every_picture_with_every_label(demo_project):
     for split in shards.SPLITS:
         for example in _records(params.shards.dir, split):
             key = example["content_hash"].numpy().decode()
+            if "#tile" in key:  # a tile negative (shards.tile_negatives, on by default): its own test below
+                continue
             row = manifest[key]
             assert row["split"] == split
             assert example["path"].numpy().decode() == row["path"]
@@ -44,7 +46,10 @@ def test_index_counts_match_the_manifest(demo_project):
     rows = read_manifest(params.data.manifest_dir).to_pylist()
     for split in shards.SPLITS:
         expected = sum(1 for r in rows if r["split"] == split)
-        assert sum(e["pictures"] for e in index["shards"] if e["split"] == split) == expected
+        tiles = params.shards.tile_negatives * sum(1 for r in rows if r["split"] == split == "train"
+                                                   and r["label_target"] == 1)
+        assert index["tiles"][split] == tiles
+        assert sum(e["pictures"] for e in index["shards"] if e["split"] == split) == expected + tiles
         female = sum(1 for r in rows if r["split"] == split and r["label_gender"] == 0)
         assert index["counts"][split]["gender"]["female"] == female
 

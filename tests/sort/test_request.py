@@ -20,7 +20,7 @@ def test_params_file_values_apply_and_overrides_win(tmp_path):
     request = build_request(params, "inbox", Path("out"), SortOverrides(action="link", confidence=0.8))
     assert (request.action, request.confidence, request.review_from) == ("link", 0.8, 0.4)
     assert (request.batch_size, request.chunk_size, request.max_image_pixels) == (16, 100, 1234)
-    assert request.models == [Path("models/baseline")] and request.source == str(Path("inbox").resolve())
+    assert request.models == [Path("models/target")] and request.source == str(Path("inbox").resolve())
 
 
 def test_without_a_params_file_the_built_in_defaults_apply():
