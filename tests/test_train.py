@@ -172,8 +172,11 @@ def test_lookalike_weight_weighs_the_confusable_negatives_on_top_of_the_class_we
     weights = np.concatenate([w.numpy() for _, _, w in dataset])
     rows = [r for r in read_manifest(params.data.manifest_dir).to_pylist()
             if r["split"] == "train" and r["label_target"] >= 0]
-    expected = sorted(3.0 if r["label_target"] == 0 else 0.5 * (4.0 if r["label_lookalike"] == 0 else 1.0)
-                      for r in rows)
+    # A tile negative (shards.tile_negatives per "others" picture) weighs its class weight alone: a crop of a
+    # look-alike's picture is often only her background.
+    tiles = params.shards.tile_negatives * sum(r["label_target"] == 1 for r in rows)
+    expected = sorted([3.0 if r["label_target"] == 0 else 0.5 * (4.0 if r["label_lookalike"] == 0 else 1.0)
+                       for r in rows] + [0.5] * tiles)
     assert sorted(weights.tolist()) == pytest.approx(expected)
     assert 2.0 in weights and 0.5 in weights and 3.0 in weights  # all three kinds are in the tiny demo
 
