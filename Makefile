@@ -34,7 +34,7 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
-# The curriculum against its baseline over more seeds, as DVC experiments of this commit (about 40 min a seed
+# The curriculum against its baseline over more seeds, as DVC experiments of this commit (about 32 min a seed
 # on 2 cores, two side by side; seeds that already have an experiment are skipped): `dvc exp show` lists them,
 # `mona compare` gives each variant's mean and spread over its seeds and the paired differences.
 SEEDS ?= 1 2 3 4
