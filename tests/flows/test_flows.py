@@ -30,6 +30,8 @@ def test_ingest_and_shards_flows_run_and_publish_artifacts(tmp_path, prefect_har
     assert summary["pictures"] == 11 * 2 + 3 and summary["rejected"] == 1
     assert summary["rejects"]["mona/broken.jpg"].startswith(("truncated", "corrupt"))
     index = shards_flow(params_file)
-    assert sum(e["pictures"] for e in index["shards"]) == summary["pictures"]
+    # every picture once, plus the tile negatives (shards.tile_negatives per "others" training picture)
+    assert index["tiles"]["train"] > 0
+    assert sum(e["pictures"] for e in index["shards"]) == summary["pictures"] + sum(index["tiles"].values())
     assert "broken.jpg" in _artifact_data("ingest-summary")
     assert "train-00000" in _artifact_data("shards-index")
