@@ -178,7 +178,8 @@ def add_sort_options(parser, defaults: dict | None = None) -> None:
         if get_origin(kind) is list:  # `--model A --model B`: the option once per value, under the alias
             (item,) = get_args(kind)
             parser.add_argument(f"--{field.validation_alias.choices[-1]}", dest=name, action="append",
-                                default=defaults.get(name), type=item, metavar="FOLDER", help=field.description)
+                                default=defaults.get(name), type=item, metavar="FOLDER",
+                                help=f"give it once per model (--model A --model B); {field.description}")
             continue
         parser.add_argument(f"--{name.replace('_', '-')}", default=defaults.get(name), choices=choices,
                             type=None if choices else option_type(kind, field), help=field.description)

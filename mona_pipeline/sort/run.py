@@ -228,21 +228,28 @@ class SortRun:
         return "done" if len(rows) == len(self.targets or [None]) and all(s == "done" for s in statuses) else None
 
     def _plan(self, read: _Read, scored: Scored, taken: dict[Path, str], tally: Tally) -> list[Entry]:
-        """The picture's rows: one, or one per target (a move or trash last: it takes the source away)."""
+        """The picture's rows: one, or one per target (a move or trash last: it takes the source away). A
+        picture already at its destination (under one target or several) counts once in `already_there`."""
         review_from = self.request.review_from
         if self.targets is None:
             decision = decide(scored.score, self.confidence, review_from)
-            return [self._entry(read, scored, decision, operation_for(self.request.action, decision), None, 0,
-                                taken, tally)]
-        scores = scored.scores or [None] * len(self.targets)
-        decisions = [decide(score, confidence, review_from) for score, confidence in zip(scores, self.confidences)]
-        entries = [self._entry(read, scored, decision, operation, target, index, taken, tally) for index, (
-            decision, operation, target) in enumerate(zip(decisions, operations_for(self.request.action, decisions),
-                                                          self.targets))]
-        return sorted(entries, key=lambda entry: entry.action in ("move", "trash"))
+            entries = [self._entry(read, scored, decision, operation_for(self.request.action, decision), None, 0,
+                                   taken)]
+        else:
+            scores = scored.scores or [None] * len(self.targets)
+            decisions = [decide(score, confidence, review_from)
+                         for score, confidence in zip(scores, self.confidences)]
+            entries = sorted((self._entry(read, scored, decision, operation, target, index, taken)
+                              for index, (decision, operation, target) in enumerate(
+                                  zip(decisions, operations_for(self.request.action, decisions), self.targets))),
+                             key=lambda entry: entry.action in ("move", "trash"))
+        tally.already_there += any(entry.destination and entry.action == "none" for entry in entries)
+        return entries
 
     def _entry(self, read: _Read, scored: Scored, decision: str, operation: str, target: str | None, model: int,
-               taken: dict[Path, str], tally: Tally) -> Entry:
+               taken: dict[Path, str]) -> Entry:
+        """One row of the picture; an operation whose identical picture is already at its destination becomes
+        "none" (done, its destination kept)."""
         destination, error, status = None, scored.error, "planned"
         if operation != "none":
             folder = self.run_dir / "trash" if operation == "trash" else self.request.out / decision / (target or "")
@@ -256,7 +263,6 @@ class SortRun:
                 taken[destination] = read.content_hash
                 if already_there:  # e.g. an earlier run put it there, or it *is* the source: nothing to do
                     operation = "none"
-                    tally.already_there += 1
         return Entry(row_id(read.item.key, target), read.item.source, read.item.name, read.content_hash,
                      len(read.data) if read.data is not None else None,
                      scored.scores[model] if scored.scores else None, decision, operation,

@@ -117,6 +117,13 @@ def test_a_rerun_resumes_and_a_killed_half_of_a_picture_is_done_again(pile, tmp_
                                                        "mona/yellow.png"]
 
 
+def test_a_picture_already_there_under_two_targets_counts_once(pile, tmp_path, models):
+    sort_source(sort_request(pile, tmp_path / "out", models[:2], run="first"))
+    again = sort_source(sort_request(pile, tmp_path / "out", models[:2], run="second"))
+    # red (mona), green (kaeya) and yellow (both): three pictures in OUT already, four copies
+    assert again.already_there == 3 and again.this_session["keep"] == 3
+
+
 def test_two_models_of_one_character_are_refused(pile, tmp_path, models):
     twin = make_colour_model(tmp_path / "twin", target="mona", weights=(1.0, 1.0, -2.0))
     with pytest.raises(SettingsError, match="both find 'mona'"):
