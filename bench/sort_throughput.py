@@ -3,7 +3,9 @@
     python -m bench.sort_throughput [--pictures 300] [--model models/target] [--pairs 5]
 
 - sort (tiling off) vs decode-only: the sort's own reading and decoding pipeline, no model (the ceiling);
-- sort (tiling auto) vs sort (tiling off): what multi-scale scoring costs (target: >= 0.6);
+- sort (tiling auto) vs sort (tiling off): what multi-scale scoring costs (target: >= 0.5);
+- coarse to fine vs every tile: tiling auto with `tiling.refine_from` (the shipped value, or
+  `--refine-from`) against tiling auto scoring every tile of every scale;
 - sort (tiling off) vs the paper's loop: open one picture, resize, model.predict on it alone, repeat (on
   fewer pictures: it is slow, and rates are per picture).
 
@@ -70,32 +72,33 @@ class SortBench:
         self.runs = 0
         self.last_summary: dict[str, dict] = {}
 
-    def request(self, tiling: str):
+    def request(self, tiling: str, tiles=None):
         from mona_pipeline.sort import build_request
 
         self.runs += 1
         return build_request(self.params, str(self.listing), self.out / f"run{self.runs:03d}", {
             "model": self.model, "action": "none", "batch_size": self.batch_size, "tiling": tiling,
-            "run": "bench"})
+            "run": "bench", "tiles": tiles})
 
-    def rate(self, tiling: str) -> float:
-        """Pictures/s of one sort with this tiling mode (off | auto | always), start-up excluded."""
+    def rate(self, tiling: str, tiles=None) -> float:
+        """Pictures/s of one sort with this tiling mode (off | auto | always), start-up excluded; `tiles`: a
+        tiling section instead of the params' (its grid and rule)."""
         from mona_pipeline.sort import SortRun
 
-        with SortRun(self.request(tiling), scorer=self.scorer) as run:
+        with SortRun(self.request(tiling, tiles), scorer=self.scorer) as run:
             start = time.perf_counter()
             summary = run.finish(run.process(run.source.items()), 0.0)  # the same steps as `mona sort`
             seconds = time.perf_counter() - start
         self.last_summary[tiling] = summary
         return summary.pictures / seconds
 
-    def tiled(self, paths: list[Path], tiling: str) -> dict:
+    def tiled(self, paths: list[Path], tiling: str, tiles=None) -> dict:
         """How many pictures this tiling mode sends on to their tiles, and how many tiles it scores: one
         untimed pass of `score_stream` with the sort's own tiling and decision threshold."""
         from mona_pipeline.inference import read_files, score_stream
         from mona_pipeline.sort import SortRun
 
-        with SortRun(self.request(tiling), scorer=self.scorer) as run:
+        with SortRun(self.request(tiling, tiles), scorer=self.scorer) as run:
             grid, decisive = run.tiling, run.confidence
         results = list(score_stream(self.scorer, read_files(paths), self.batch_size, tiling=grid,
                                     decisive=decisive))
@@ -115,12 +118,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--archive", type=Path, default=Path("bench/archive/realistic"))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--refine-from", type=float, default=None,
+                        help="coarse to fine's bar (default: the shipped tiling.refine_from, else 0.2)")
     args = parser.parse_args(argv)
     load_start = load_average()
 
-    from mona_pipeline.config import load_params
+    from mona_pipeline.config import TilingParams, load_params
 
     params = load_params(args.params) if args.params.exists() else None
+    shipped = params.tiling if params is not None else TilingParams()
+    bar = args.refine_from if args.refine_from is not None else shipped.refine_from or 0.2
+    refined, every = (shipped.model_copy(update={"refine_from": value}) for value in (bar, None))
     folder = make_archive(args.archive, args.pictures)
     paths = sorted(folder.iterdir())[: args.pictures]
     latencies: list[float] = []
@@ -136,12 +144,18 @@ def main(argv: list[str] | None = None) -> dict:
             "tiling_auto_vs_off": compare_interleaved(
                 lambda: sorts.rate("auto"), lambda: sorts.rate("off"),
                 a="sort_tiling_auto", b="sort_tiling_off", unit="pictures/s", pairs=args.pairs),
+            "coarse_to_fine_vs_every_tile": compare_interleaved(
+                lambda: sorts.rate("auto", refined), lambda: sorts.rate("auto", every),
+                a=f"sort_tiling_auto_refine_from_{bar:g}", b="sort_tiling_auto_every_tile", unit="pictures/s",
+                pairs=args.pairs),
             "sort_vs_paper_loop": compare_interleaved(
                 lambda: sorts.rate("off"),
                 lambda: paper_loop(paths[: args.paper_pictures], trained.network, size, latencies),
                 a="sort_tiling_off", b="paper_loop", unit="pictures/s", pairs=args.pairs),
         }
         tiled = sorts.tiled(paths, "auto")
+        tiled_by_rule = {"coarse_to_fine": sorts.tiled(paths, "auto", refined),
+                         "every_tile": sorts.tiled(paths, "auto", every)}
         auto_summary = sorts.last_summary["auto"]
     metadata = trained.metadata
     result = {
@@ -153,6 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
         "comparisons": comparisons,
         "tiling_auto": {**tiled, "found_in_tiles_last_run": auto_summary.found_in_tiles,
                         "decisions_last_run": auto_summary.counts},
+        "tiling_auto_by_rule": tiled_by_rule,
         "paper_loop_latency_s": {"min": min(latencies), "median": statistics.median(latencies),
                                  "max": max(latencies), "count": len(latencies)},
         "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -262,6 +262,10 @@ class TilingParams(Section):
         "a scale is skipped for pictures whose tiles would be smaller than this many pixels (small pictures)"))
     auto_from: float = Field(0.0, ge=0.0, lt=1.0, description=(
         "auto: whole-picture scores below this skip the tiles (decisively not the target)"))
+    refine_from: float | None = Field(0.2, ge=0.0, le=1.0, description=(
+        "coarse to fine: a finer scale's tiles are scored only where they overlap a tile of the scale before it "
+        "whose softened score reached this (for some model); null: every tile of every scale. At 0.2 the demo's "
+        "test decisions were those of every tile, for about half the tiles (docs/results.md)"))
     tile_temperature: float = Field(1.5, ge=1.0, description=(
         "tile scores are sigmoid(logit(s) / T) before the best is taken: a picture has dozens of tiles, so "
         "dozens of chances for a false alarm; at 1.5 a tile needs 0.988 to reach a whole picture's 0.95"))

@@ -77,12 +77,19 @@ def picture_size(prepared: bytes) -> tuple[int, int]:
 
 def tile_grid(width: int, height: int, tiling: TilingParams) -> list[tuple[float, float, float, float]]:
     """Overlapping square tiles covering the picture at each of `tiling.scales`, as (x0, y0, x1, y1) fractions
-    of its width and height; a scale whose tiles would be under `tiling.min_tile_side` pixels is skipped.
+    of its width and height, coarsest scale first (`tile_grid_by_scale`, one list after another).
 
     At scale 0.5 with overlap 0.25 a 1920 x 1080 wallpaper has 3 x 5 tiles of 540 pixels, a 1080 x 2400
     phone screenshot 3 x 7.
     """
-    boxes = []
+    return [box for boxes in tile_grid_by_scale(width, height, tiling) for box in boxes]
+
+
+def tile_grid_by_scale(width: int, height: int,
+                       tiling: TilingParams) -> list[list[tuple[float, float, float, float]]]:
+    """`tile_grid`'s tiles, one list per scale that fits, coarsest first; a scale whose tiles would be under
+    `tiling.min_tile_side` pixels is left out (and so is every finer one)."""
+    grids = []
     for scale in tiling.scales:
         side = scale * min(width, height)
         if side < tiling.min_tile_side:
@@ -92,9 +99,9 @@ def tile_grid(width: int, height: int, tiling: TilingParams) -> list[tuple[float
         for length in (width, height):
             count = 1 if length <= side else math.ceil((length - side) / step - 1e-9) + 1
             starts.append([(length - side) * i / max(1, count - 1) for i in range(count)])
-        boxes += [(x / width, y / height, (x + side) / width, (y + side) / height)
-                  for y in starts[1] for x in starts[0]]
-    return boxes
+        grids.append([(x / width, y / height, (x + side) / width, (y + side) / height)
+                      for y in starts[1] for x in starts[0]])
+    return grids
 
 
 def prepare(data: bytes, name: str, image_size: int, max_pixels: int) -> bytes:

@@ -77,6 +77,30 @@ def test_tiling_cascade_replays_the_sorts_tile_rule():
     assert (off["tiled"], off["precision"], off["false_alarms"]) == (0.0, 1.0, 0)
 
 
+def test_coarse_to_fine_replays_the_sorts_cascade():
+    """bench/coarse_to_fine.py: a fine tile counts only under a warm coarse one, as the sort scores it."""
+    import numpy as np
+
+    from bench.coarse_to_fine import replay
+    from mona_pipeline.config import TilingParams
+
+    boxes = np.array([[0, 0, .5, 1], [.5, 0, 1, 1], [0, 0, .3, .5], [.7, .5, 1, 1]], np.float32)
+    scales = np.array([0, 0, 1, 1])
+
+    def picture(target: bool, tile_scores: list[float]) -> dict:
+        return {"whole": 0.1, "target": target, "part": "small" if target else "", "boxes": boxes,
+                "scales": scales, "tile_scores": np.array(tile_scores)}
+
+    pictures = [picture(True, [0.4, 0.1, 0.97, 0.2]),   # a small figure: its coarse tile is warm, its fine one finds it
+                picture(False, [0.1, 0.1, 0.2, 0.96])]  # a fine-tile false alarm under cold coarse tiles
+    tiling = TilingParams(mode="auto")
+    every = replay(pictures, tiling, 0.95)
+    assert (every["tiles_per_picture"], every["recall"], every["false_alarms"]) == (4.0, 1.0, 1)
+    refined = replay(pictures, tiling, 0.95, 0.3)
+    assert (refined["tiles_per_picture"], refined["recall"], refined["false_alarms"]) == (2.5, 1.0, 0)
+    assert replay(pictures, tiling, 0.95, 1.0)["small_recall"] == 0.0  # the coarse scale alone misses it
+
+
 def test_seed_ensemble_averages_the_seeds_logits():
     """bench/seed_ensemble.py: one seed sure, one unsure -> the mean logit, not the mean score."""
     import math

@@ -82,7 +82,8 @@ def test_a_small_figure_is_found_by_its_tile_and_the_box_says_where(colour_model
     assert sorted(auto) == sorted(key for key, _ in items)
 
 
-def test_evaluate_pools_tiles_exactly_as_the_sort_scores_them(colour_model, tmp_path):
+@pytest.mark.parametrize("refine_from", [None, 0.6])
+def test_evaluate_pools_tiles_exactly_as_the_sort_scores_them(colour_model, tmp_path, refine_from):
     """evaluate scores every tile once and derives each mode; auto must equal score_stream's auto."""
     from mona_pipeline.evaluate import LabelledSet, score_set
 
@@ -94,7 +95,7 @@ def test_evaluate_pools_tiles_exactly_as_the_sort_scores_them(colour_model, tmp_
         path.write_bytes(scene(square=square))
         paths.append(path)
     labelled = LabelledSet("test", paths, np.array([True] * 5), ["target"] * 5)
-    tiling = TilingParams(mode="auto", auto_from=0.6)
+    tiling = TilingParams(mode="auto", auto_from=0.6, refine_from=refine_from)
     scores = score_set(scorer, labelled, 2, 10**8, tiling)
     streamed = {r.key: r.score for r in score_stream(scorer, [(str(p), p.read_bytes()) for p in paths], 2,
                                                      tiling=tiling, decisive=threshold)}
@@ -164,3 +165,33 @@ def test_a_tile_below_the_threshold_leaves_the_calibrated_whole_score(colour_mod
                              decisive=0.99)
     assert result.tiles > 0 and result.whole_score < result.tile_score < 0.99
     assert result.score == result.whole_score and result.box is None
+
+
+def test_coarse_to_fine_scores_finer_tiles_only_under_warm_coarse_ones_and_finds_the_same(colour_model):
+    from mona_pipeline.preprocess import tile_grid_by_scale
+
+    scorer = Scorer(load_trained(colour_model))
+    items = [("small", scene()), ("plain", scene(square=(0, 0, 1)))]  # grey alone scores 0.5: not warm at 0.6
+    every = {r.key: r for r in score_stream(scorer, items, 2, tiling=TilingParams(refine_from=None), decisive=0.9)}
+    refined = {r.key: r for r in score_stream(scorer, items, 2, tiling=TilingParams(refine_from=0.6),
+                                              decisive=0.9)}
+    coarse, fine = (len(grid) for grid in tile_grid_by_scale(400, 300, TilingParams()))
+    assert every["small"].tiles == coarse + fine
+    assert coarse < refined["small"].tiles < coarse + fine  # the fine tiles near the square only
+    assert refined["small"].score == pytest.approx(every["small"].score) and refined["small"].score >= 0.9
+    assert refined["small"].box == every["small"].box
+    assert (refined["small"].box[2] - refined["small"].box[0]) * 400 < 150  # found by a fine tile
+    assert refined["plain"].tiles == coarse and refined["plain"].score == pytest.approx(every["plain"].score)
+
+
+def test_finer_tiles_are_those_overlapping_a_warm_coarser_tile():
+    from mona_pipeline.inference import finer_tiles
+
+    coarser = np.array([[0.0, 0.0, 0.5, 1.0], [0.5, 0.0, 1.0, 1.0]], np.float32)
+    finer = np.array([[0.0, 0.0, 0.3, 0.5], [0.35, 0.0, 0.65, 0.5], [0.7, 0.5, 1.0, 1.0]], np.float32)
+    scores = np.array([[0.1, 0.0], [0.0, 0.6]])  # two models: the right half is warm for the second
+    np.testing.assert_array_equal(finer_tiles(finer, coarser, scores, 0.5), finer[1:])
+    np.testing.assert_array_equal(finer_tiles(finer, coarser, scores, None), finer)
+    assert finer_tiles(finer, coarser, scores, 0.9).shape == (0, 4)
+    with pytest.raises(ValueError):
+        TilingParams(refine_from=1.5)
