@@ -77,7 +77,7 @@ class SortBench:
 
         self.runs += 1
         return build_request(self.params, str(self.listing), self.out / f"run{self.runs:03d}", {
-            "model": self.model, "action": "none", "batch_size": self.batch_size, "tiling": tiling,
+            "models": [self.model], "action": "none", "batch_size": self.batch_size, "tiling": tiling,
             "run": "bench", "tiles": tiles})
 
     def rate(self, tiling: str, tiles=None) -> float:
