@@ -39,9 +39,8 @@ def tile_scores(model: Path, test: Path, tiling, limit: int | None = None,
     from mona_pipeline.config import MAX_IMAGE_PIXELS
     from mona_pipeline.evaluate.labels import read_label_rows, shows_target
     from mona_pipeline.images import BadPicture
-    from mona_pipeline.inference import Scorer
-    from mona_pipeline.metrics import temper
-    from mona_pipeline.preprocess import decode_for_model, picture_size, prepare, tile_grid, tiles_for_model
+    from mona_pipeline.inference import Panel, Scorer, _Tiler
+    from mona_pipeline.preprocess import decode_for_model, picture_size, prepare, tile_grid_by_scale
     from mona_pipeline.trained import load_trained
 
     scorer = Scorer(load_trained(model))
@@ -54,11 +53,9 @@ def tile_scores(model: Path, test: Path, tiling, limit: int | None = None,
             unreadable += 1
             continue
         width, height = picture_size(data)
-        boxes, scales = [], []
-        for index, scale in enumerate(tiling.scales):
-            grid = tile_grid(width, height, tiling.model_copy(update={"scales": [scale]}))
-            boxes += grid
-            scales += [index] * len(grid)
+        grids = tile_grid_by_scale(width, height, tiling)  # the sort's grid, coarsest scale first
+        boxes = [box for grid in grids for box in grid]
+        scales = [level for level, grid in enumerate(grids) for _ in grid]
         pictures.append({"path": row["path"], "target": shows_target(row), "part": row.get("part", ""),
                          "data": data, "boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
                          "scales": np.asarray(scales, np.int32)})
@@ -68,29 +65,16 @@ def tile_scores(model: Path, test: Path, tiling, limit: int | None = None,
     for batch in tf.data.Dataset.from_tensor_slices(datas).map(
             lambda data: decode_for_model(data, size), num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size):
         wholes += np.asarray(scorer(batch)).reshape(-1).tolist()
-    finest = min(tiling.scales)
-
-    def generate():
-        for index, picture in enumerate(pictures):
-            if len(picture["boxes"]):
-                yield index, picture["data"], picture["boxes"]
-
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=(
-        tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string), tf.TensorSpec([None, 4], tf.float32)))
-    dataset = dataset.map(lambda index, data, boxes: (tf.fill([tf.shape(boxes)[0]], index),
-                                                      tiles_for_model(data, boxes, size, finest)),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    scores: dict[int, list[float]] = {}
-    for indices, images in dataset.unbatch().batch(batch_size):
-        softened = temper(np.asarray(scorer(images), np.float64), tiling.tile_temperature)
-        for index, score in zip(indices.numpy().tolist(), np.reshape(softened, [-1]).tolist()):
-            scores.setdefault(index, []).append(score)
+    tiler = _Tiler(Panel([scorer]), tiling, (1.0,), batch_size, MAX_IMAGE_PIXELS)  # the sort's tile scoring
+    scores = [rows[:, 0] for rows in tiler.score_tiles([picture["data"] for picture in pictures],
+                                                        [picture["boxes"] for picture in pictures])]
     for index, picture in enumerate(pictures):
         picture["whole"] = wholes[index]
-        picture["tile_scores"] = np.asarray(scores.get(index, []), np.float64)
+        picture["tile_scores"] = scores[index]
         del picture["data"]
     seconds = time.perf_counter() - start
-    return pictures, {"pictures": len(pictures), "unreadable": unreadable, "tiles": int(sum(len(p["boxes"]) for p in pictures)),
+    return pictures, {"pictures": len(pictures), "unreadable": unreadable,
+                      "tiles": int(sum(len(picture["boxes"]) for picture in pictures)),
                       "scoring_seconds": round(seconds, 1), "threshold": scorer.trained.metadata.threshold}
 
 

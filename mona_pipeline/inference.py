@@ -234,13 +234,13 @@ class _Tiler:
             return
         datas = [prepared for _, prepared, _ in pending]
         boxes = [grids[0] for _, _, grids in pending]  # (n, 4) per picture: the tiles of the scale just scored
-        scores = self._score_tiles(datas, boxes)  # (n, models) per picture: their softened scores
+        scores = self.score_tiles(datas, boxes)  # (n, models) per picture: their softened scores
         all_boxes, all_scores = list(boxes), list(scores)
         for level in range(1, max(len(grids) for _, _, grids in pending)):
             boxes = [finer_tiles(grids[level], boxes[index], scores[index], self.tiling.refine_from)
                      if level < len(grids) and len(scores[index]) else _NO_BOXES
                      for index, (_, _, grids) in enumerate(pending)]
-            scores = self._score_tiles(datas, boxes)
+            scores = self.score_tiles(datas, boxes)
             all_boxes = [np.concatenate(pair) for pair in zip(all_boxes, boxes)]
             all_scores = [np.concatenate(pair) for pair in zip(all_scores, scores)]
         for (scored, _, _), tile_boxes, tile_scores in zip(pending, all_boxes, all_scores):
@@ -259,7 +259,7 @@ class _Tiler:
                 boxes=tuple(tuple(round(float(v), 4) for v in tile_boxes[row]) if decided else None
                             for row, decided in zip(best, decides)))
 
-    def _score_tiles(self, datas: list[bytes], boxes: list[np.ndarray]) -> list[np.ndarray]:
+    def score_tiles(self, datas: list[bytes], boxes: list[np.ndarray]) -> list[np.ndarray]:
         """Each picture's tiles `boxes[i]` (n_i, 4) scored by every model and softened: (n_i, models) each; a
         picture TF cannot decode at the tiles' resolution gets none."""
         size, finest, models = self.scorer.image_size, min(self.tiling.scales), len(self.scorer)
