@@ -35,6 +35,29 @@ def test_decode_for_model_matches_pillow(fmt):
     assert np.abs(decoded - reference).mean() < 8  # downscaled JPEG decode and antialiased resize stay close
 
 
+@pytest.mark.parametrize("fmt, size", [("JPEG", (1920, 1080)), ("PNG", (1920, 1080)), ("PNG", (300, 200))])
+def test_each_tile_shows_what_its_box_covers(fmt, size):
+    """Tiles are cut from a JPEG decoded at a reduced DCT scale, a PNG at full size, a small picture enlarged:
+    each must be its box's part of the picture, whatever the decode."""
+    from mona_pipeline.config import TilingParams
+
+    picture = _scene(size)
+    data = _encoded(picture, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    grids = preprocess.tile_grid_by_scale(*size, TilingParams(min_tile_side=16))
+    assert len(grids) == 2
+    for grid in grids:
+        tiles = preprocess.tiles_for_model(tf.constant(data), tf.constant(grid, tf.float32), 64,
+                                           min(TilingParams().scales)).numpy()
+        assert tiles.shape == (len(grid), 64, 64, 3)
+        for tile, (x0, y0, x1, y1) in zip(tiles, grid):
+            box = (round(x0 * size[0]), round(y0 * size[1]), round(x1 * size[0]), round(y1 * size[1]))
+            reference = np.asarray(picture.crop(box).resize((64, 64), Image.BOX), np.float32)
+            assert np.abs(tile - reference).mean() < 8, (box, np.abs(tile - reference).mean())
+    shifted = preprocess.tiles_for_model(tf.constant(data), tf.constant(grids[0][1:2], tf.float32), 64, 0.33)
+    first = np.asarray(picture.crop([round(v * s) for v, s in zip(grids[0][0], size * 2)]).resize((64, 64)))
+    assert np.abs(shifted.numpy()[0] - first).mean() > 10  # the tolerance can fail: the next tile is far outside it
+
+
 def test_prepare_routes_formats_tf_cannot_read_faithfully_through_pillow():
     plain = colour_picture((10, 200, 30))
     assert preprocess.prepare(plain, "a.jpg", 32, 10**7) is plain  # TF decodes it as it is
