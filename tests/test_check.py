@@ -166,3 +166,15 @@ def test_the_ingest_stage_stops_on_a_broken_set_up_before_any_work(tmp_path):
     assert "its labels are not for 'aria'" in result.stderr
     assert "temporary server" not in result.stderr + result.stdout  # stopped before Prefect started anything
     assert not (tmp_path / "data/manifest").exists()
+
+
+def test_the_evaluate_estimate_counts_only_the_tiles_coarse_to_fine_scores():
+    """`mona check`'s time estimate: every tile without `refine_from`, the coarse ones and a share of the
+    finer ones with it (a 1280 x 720 picture has 15 tiles at scale 0.5 and 28 at 0.33)."""
+    from mona_pipeline.config import TilingParams
+    from mona_pipeline.plan import SHARE_REFINED, scored_tiles
+
+    assert scored_tiles(TilingParams(refine_from=None)) == 15 + 28
+    assert scored_tiles(TilingParams()) == 15 + 28 * SHARE_REFINED
+    assert scored_tiles(TilingParams(scales=[0.5], refine_from=None)) == 15
+    assert scored_tiles(TilingParams(min_tile_side=2000)) == 0
