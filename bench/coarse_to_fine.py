@@ -8,7 +8,9 @@ twice the size. This bench scores the test archive once, keeping every tile's sc
 - whole pictures only (tiling off), and every tile of every scale (`refine_from: null`);
 - coarse to fine from B (`tiling.refine_from: B`, the sort's `inference.finer_tiles`): a finer scale's tiles
   only where they overlap a tile of the scale before that scored B or more (softened, as the sort softens
-  tiles; 1.0: the coarsest scale alone).
+  tiles; 1.0: the coarsest scale alone);
+- the shipped bar at another `tiling.tile_temperature` T: every tile's score softened at T instead (the
+  warm tiles, and so which finer tiles are scored, follow it).
 
 For each: tiles scored per picture (what the sort pays for: a tile is about 1 ms of network on a 2-core CPU
 and its cut), precision, recall, false alarms, and recall on small figures, decided by the sort's rule
@@ -28,19 +30,18 @@ import numpy as np
 from bench.common import cpu_model, load_average, write_result
 
 BARS = [0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 1.0]  # 1.0: the coarsest scale alone
+TEMPERATURES = [1.0, 1.25, 1.5, 2.0]  # tiling.tile_temperature, replayed at the shipped bar
 
 
 def tile_scores(model: Path, test: Path, tiling, limit: int | None = None,
                 batch_size: int = 64) -> tuple[list[dict], dict]:
     """Every test picture's whole score and each tile's (scale index, box, softened score); a picture that
     cannot be read is counted and left out (the evaluation counts it as a miss or a drop alike)."""
-    import tensorflow as tf
-
     from mona_pipeline.config import MAX_IMAGE_PIXELS
     from mona_pipeline.evaluate.labels import read_label_rows, shows_target
     from mona_pipeline.images import BadPicture
-    from mona_pipeline.inference import Panel, Scorer, _Tiler
-    from mona_pipeline.preprocess import decode_for_model, picture_size, prepare, tile_grid_by_scale
+    from mona_pipeline.inference import Panel, Scorer, _Tiler, scoring_dataset
+    from mona_pipeline.preprocess import picture_size, prepare, tile_grid_by_scale
     from mona_pipeline.trained import load_trained
 
     scorer = Scorer(load_trained(model))
@@ -60,16 +61,15 @@ def tile_scores(model: Path, test: Path, tiling, limit: int | None = None,
                          "data": data, "boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
                          "scales": np.asarray(scales, np.int32)})
     start = time.perf_counter()
-    datas = tf.constant([picture["data"] for picture in pictures])
-    wholes = []
-    for batch in tf.data.Dataset.from_tensor_slices(datas).map(
-            lambda data: decode_for_model(data, size), num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size):
-        wholes += np.asarray(scorer(batch)).reshape(-1).tolist()
+    wholes = {}  # the sort's own whole-picture pipeline; a picture TF cannot decode is missing from it
+    for sequences, batch in scoring_dataset(lambda: ((index, picture["data"], True)
+                                                     for index, picture in enumerate(pictures)), size, batch_size):
+        wholes.update(zip(sequences.numpy().tolist(), np.asarray(scorer(batch)).reshape(-1).tolist()))
     tiler = _Tiler(Panel([scorer]), tiling, (1.0,), batch_size, MAX_IMAGE_PIXELS)  # the sort's tile scoring
     scores = [rows[:, 0] for rows in tiler.score_tiles([picture["data"] for picture in pictures],
                                                         [picture["boxes"] for picture in pictures])]
     for index, picture in enumerate(pictures):
-        picture["whole"] = wholes[index]
+        picture["whole"] = wholes.get(index, 0.0)  # undecodable: scored nothing, as a miss or a drop
         picture["tile_scores"] = scores[index]
         del picture["data"]
     seconds = time.perf_counter() - start
@@ -108,10 +108,19 @@ def replay(pictures: list[dict], tiling, threshold: float, bar: float | None = N
             small, small_found = small + 1, small_found + kept
     rule = "whole pictures only" if tiling.mode == "off" else "every tile" if bar is None else \
         f"coarse to fine, from {bar}"
-    return {"rule": rule, "tiled": round(tiled / len(pictures), 3),
+    return {"rule": rule, "tile_temperature": tiling.tile_temperature, "tiled": round(tiled / len(pictures), 3),
             "tiles_per_picture": round(tiles / len(pictures), 1),
             "precision": round(tp / (tp + fp), 3) if tp + fp else None, "recall": round(tp / (tp + fn), 3),
             "false_alarms": fp, "small_recall": round(small_found / small, 3) if small else None}
+
+
+def retempered(pictures: list[dict], scored_at: float, temperature: float) -> list[dict]:
+    """The pictures with their tiles' scores softened at `temperature` instead of `scored_at` (exact:
+    sigmoid(logit(s) * scored_at / temperature) undoes one softening and applies the other)."""
+    from mona_pipeline.metrics import temper
+
+    return [{**picture, "tile_scores": temper(picture["tile_scores"], temperature / scored_at)}
+            for picture in pictures]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,6 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     threshold = args.threshold if args.threshold is not None else scored["threshold"]
     rows = [replay(pictures, tiling.model_copy(update={"mode": "off"}), threshold),
             replay(pictures, tiling, threshold)] + [replay(pictures, tiling, threshold, bar) for bar in BARS]
+    rows += [replay(retempered(pictures, tiling.tile_temperature, temperature),
+                    tiling.model_copy(update={"tile_temperature": temperature}), threshold, tiling.refine_from)
+             for temperature in TEMPERATURES if temperature != tiling.tile_temperature]
     for row in rows:
         print(row)
     write_result(args.out, {"model": str(args.model.resolve()), "test": str(args.test.resolve()), "cpu": cpu_model(),

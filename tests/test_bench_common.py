@@ -101,6 +101,30 @@ def test_coarse_to_fine_replays_the_sorts_cascade():
     assert replay(pictures, tiling, 0.95, 1.0)["small_recall"] == 0.0  # the coarse scale alone misses it
 
 
+def test_coarse_to_fine_replays_another_tile_temperature_exactly():
+    """Re-softening scores taken at 1.5 gives what scoring at T would, and the warm set follows it."""
+    import numpy as np
+
+    from bench.coarse_to_fine import replay, retempered
+    from mona_pipeline.config import TilingParams
+    from mona_pipeline.metrics import temper
+
+    raw = np.array([0.3, 0.05, 0.97, 0.5])
+    boxes = np.array([[0, 0, .5, 1], [.5, 0, 1, 1], [0, 0, .3, .5], [.7, .5, 1, 1]], np.float32)
+    picture = {"whole": 0.1, "target": True, "part": "small", "boxes": boxes, "scales": np.array([0, 0, 1, 1]),
+               "tile_scores": temper(raw, 1.5)}
+    (sharper,) = retempered([picture], 1.5, 1.0)
+    np.testing.assert_allclose(sharper["tile_scores"], raw, rtol=1e-6)
+    tiling = TilingParams(mode="auto")
+    assert replay([picture], tiling, 0.95, 0.2)["recall"] == 0.0  # at 1.5 the fine tile's 0.97 softens to 0.91
+    at_one = replay([sharper], tiling.model_copy(update={"tile_temperature": 1.0}), 0.95, 0.2)
+    assert (at_one["recall"], at_one["tiles_per_picture"], at_one["tile_temperature"]) == (1.0, 3.0, 1.0)
+    # The coarse 0.3 is 0.36 at 1.5 (warm at a bar of 0.35: its fine tile is scored) and 0.3 at 1.0 (cold).
+    assert replay([picture], tiling, 0.95, 0.35)["tiles_per_picture"] == 3.0
+    assert replay([sharper], tiling.model_copy(update={"tile_temperature": 1.0}), 0.95, 0.35)[
+        "tiles_per_picture"] == 2.0
+
+
 def test_seed_ensemble_averages_the_seeds_logits():
     """bench/seed_ensemble.py: one seed sure, one unsure -> the mean logit, not the mean score."""
     import math
