@@ -6,6 +6,9 @@
 - sort (tiling auto) vs sort (tiling off): what multi-scale scoring costs (target: >= 0.5);
 - coarse to fine vs every tile: tiling auto with `tiling.refine_from` (the shipped value, or
   `--refine-from`) against tiling auto scoring every tile of every scale;
+- the network alone on the pictures' coarse tiles (tiles/s, cut beforehand) vs the untiled sort
+  (pictures/s): how many tiles a picture's untiled time buys, and so the most tiling auto can reach (each tiled
+  picture pays at least its coarse tiles' network passes): `tiling_auto_ceiling`;
 - sort (tiling off) vs the paper's loop: open one picture, resize, model.predict on it alone, repeat (on
   fewer pictures: it is slow, and rates are per picture).
 
@@ -42,6 +45,34 @@ def decode_only(paths: list[Path], image_size: int, batch_size: int) -> float:
     count = sum(int(images.shape[0]) for _, images in scoring_dataset(read, image_size, batch_size))
     assert count == len(paths)
     return count / (time.perf_counter() - start)
+
+
+def coarse_tiles(paths: list[Path], image_size: int, tiling) -> tuple[np.ndarray, int]:
+    """Every coarsest-scale tile of the pictures, cut as the sort cuts them ((T, S, S, 3) float32), and how
+    many pictures have tiles."""
+    import tensorflow as tf
+
+    from mona_pipeline.config import MAX_IMAGE_PIXELS
+    from mona_pipeline.preprocess import picture_size, prepare, tile_grid_by_scale, tiles_for_model
+
+    cut = []
+    for path in paths:
+        data = prepare(path.read_bytes(), path.name, image_size, MAX_IMAGE_PIXELS)
+        grids = tile_grid_by_scale(*picture_size(data), tiling)
+        if grids:
+            cut.append(tiles_for_model(tf.constant(data), tf.constant(grids[0], tf.float32), image_size,
+                                       min(tiling.scales)).numpy())
+    return np.concatenate(cut), len(cut)
+
+
+def network_only(tiles: np.ndarray, scorer, batch_size: int) -> float:
+    """Tiles/s of the model alone on tiles already cut, in the sort's batches."""
+    import tensorflow as tf
+
+    start = time.perf_counter()
+    for first in range(0, len(tiles), batch_size):
+        np.asarray(scorer(tf.constant(tiles[first:first + batch_size])))
+    return len(tiles) / (time.perf_counter() - start)
 
 
 def paper_loop(paths: list[Path], model, image_size: int, latencies: list[float]) -> float:
@@ -153,10 +184,20 @@ def main(argv: list[str] | None = None) -> dict:
                 lambda: paper_loop(paths[: args.paper_pictures], trained.network, size, latencies),
                 a="sort_tiling_off", b="paper_loop", unit="pictures/s", pairs=args.pairs),
         }
+        tiles, tileable = coarse_tiles(paths, size, shipped)
+        comparisons["tile_network_vs_untiled_sort"] = compare_interleaved(
+            lambda: network_only(tiles, sorts.scorer, args.batch_size), lambda: sorts.rate("off"),
+            a="network_coarse_tiles", b="sort_tiling_off", unit="tiles/s against pictures/s", pairs=args.pairs)
         tiled = sorts.tiled(paths, "auto")
         tiled_by_rule = {"coarse_to_fine": sorts.tiled(paths, "auto", refined),
                          "every_tile": sorts.tiled(paths, "auto", every)}
         auto_summary = sorts.last_summary["auto"]
+    # A tiled picture pays at least its coarse tiles' network passes on top of its untiled cost, so tiling auto
+    # runs at most at 1 / (1 + share tiled x coarse tiles / (tiles scored in an untiled picture's time)).
+    coarse_per_tiled = len(tiles) / tileable
+    share_tiled = tiled["pictures_tiled"] / tiled["pictures"]
+    ceilings = [1.0 / (1.0 + share_tiled * coarse_per_tiled / ratio)
+                for ratio in comparisons["tile_network_vs_untiled_sort"]["ratio"]["ratios"]]
     metadata = trained.metadata
     result = {
         "pictures": len(paths), "formats": sorted({p.suffix for p in paths}), "image_size": size,
@@ -168,6 +209,10 @@ def main(argv: list[str] | None = None) -> dict:
         "tiling_auto": {**tiled, "found_in_tiles_last_run": auto_summary.found_in_tiles,
                         "decisions_last_run": auto_summary.counts},
         "tiling_auto_by_rule": tiled_by_rule,
+        "tiling_auto_ceiling": {"coarse_tiles_per_tileable_picture": round(coarse_per_tiled, 1),
+                                "share_tiled": round(share_tiled, 3),
+                                "per_pair": [round(value, 3) for value in ceilings],
+                                "median": round(statistics.median(ceilings), 3)},
         "paper_loop_latency_s": {"min": min(latencies), "median": statistics.median(latencies),
                                  "max": max(latencies), "count": len(latencies)},
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -178,7 +223,8 @@ def main(argv: list[str] | None = None) -> dict:
     for name, comparison in comparisons.items():
         print(f"  {name}: {ratio_text(comparison, 3)}; medians {comparison['medians']} {comparison['unit']}")
     print(f"  tiling auto: {tiled['pictures_tiled']} of {tiled['pictures']} pictures tiled, "
-          f"{tiled['tiles_scored']} tiles -> {path}")
+          f"{tiled['tiles_scored']} tiles; the network alone on their coarse tiles caps it at "
+          f"{statistics.median(ceilings):.2f} of the untiled sort -> {path}")
     return result
 
 
