@@ -149,28 +149,32 @@ def quiet_temporary_server() -> None:
         logging.getLogger("prefect").addFilter(TemporaryServerLines(first_stage_of_this_repro()))
 
 
-def stage_main(stage_flow: Callable, stages: tuple[str, ...] = (), argv: list[str] | None = None,
-               precheck: Callable[[Params], None] | None = None) -> int:
+def stage_main(stage_flow: Callable, stages: Callable[[Params], tuple[str, ...]] | None = None,
+               argv: list[str] | None = None, precheck: Callable[[Params], None] | None = None,
+               dvc_stage: Callable[[str, Params], str] | None = None) -> int:
     """Parse the arguments and run the flow; a bad params file is one clear line, not a traceback.
 
     Args:
-        stages: the flow's first argument's allowed values, when it takes one (train).
+        stages: the flow's first argument's allowed values from the params, when it takes one (train).
         precheck: run on the params before the flow (and its server) starts; its UserError stops the stage.
+        dvc_stage: dvc.yaml's name of the stage run with that argument (for the flow run's tag).
     """
     parser = argparse.ArgumentParser(prog=f"python -m flows.{stage_flow.name}", description=stage_flow.description)
     if stages:
-        parser.add_argument("stage", choices=stages)
+        parser.add_argument("stage")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     parameters = ({"stage": args.stage} if stages else {}) | {"params_file": args.params}
-    dvc_stage = stage_flow.name if not stages else (  # dvc.yaml's name: train_gender ... baseline
-        args.stage if args.stage == "baseline" else f"{stage_flow.name}_{args.stage}")
     try:
         params = load_params(args.params)  # a bad file is one clear line here, before a flow run logs a crash
+        if stages and args.stage not in stages(params):
+            parser.error(f"argument stage: invalid choice: {args.stage!r} (choose from "
+                         f"{', '.join(map(repr, stages(params)))})")
+        tag = dvc_stage(args.stage, params) if stages and dvc_stage else stage_flow.name
         if precheck is not None:
             precheck(params)
         quiet_temporary_server()
-        run_stage_flow(stage_flow, parameters, with_commit("stage", f"stage:{dvc_stage}"))
+        run_stage_flow(stage_flow, parameters, with_commit("stage", f"stage:{tag}"))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,6 +1,8 @@
 """The training stages as a Prefect flow; `dvc repro` runs each as
 
-    python -m flows.train gender|lookalike|target|baseline [--params params.yaml]
+    python -m flows.train gender|lookalike|target|baseline|<character> [--params params.yaml]
+
+A character (params.characters) is a head on models/target's frozen backbone (mona_pipeline/characters.py).
 
 On a GPU when there is one (train.resolve_precision / resolve_strategy).
 """
@@ -26,7 +28,7 @@ def train_task(name: str, params: Params) -> ModelMetadata:
 
 @flow(name="train", flow_run_name=stage_run_name, log_prints=True)
 def train_flow(stage: str, params_file: Path = Path("params.yaml")) -> dict:
-    """Train one transfer stage (gender, lookalike, target) or the baseline."""
+    """Train one transfer stage (gender, lookalike, target), the baseline or a character's head."""
     params = load_params(params_file)
     start = time.perf_counter()
     metadata = train_task(stage, params)
@@ -41,5 +43,12 @@ def train_flow(stage: str, params_file: Path = Path("params.yaml")) -> dict:
     return {**metadata.model_dump(exclude={"history"}), "train_seconds": round(seconds, 1)}
 
 
+def dvc_stage(stage: str, params: Params) -> str:
+    """dvc.yaml's name of a training: train_gender ... baseline, train_character@<name>."""
+    if stage in params.characters:
+        return f"train_character@{stage}"
+    return stage if stage == "baseline" else f"train_{stage}"
+
+
 if __name__ == "__main__":
-    sys.exit(stage_main(train_flow, stages=("gender", "lookalike", "target", "baseline")))
+    sys.exit(stage_main(train_flow, stages=train.trainable, dvc_stage=dvc_stage))

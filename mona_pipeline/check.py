@@ -131,8 +131,15 @@ def check_stages(params: Params, report: CheckReport) -> None:
                     report.error(where, f"folder {tag!r} (stages.{stage_name}.classes.{class_name}) is empty")
             count = sum(report.tags.get(tag, 0) for tag in members)
             report.classes[stage_name][class_name] = count
-            check_class_size(report, params.data.min_class_pictures, stage_name, class_name, count,
-                             is_target=stage_name == "target" and class_name == params.target)
+            check_class_size(report, params.data.min_class_pictures, f"stages.{stage_name}.classes.{class_name}",
+                             count, who=params.target if stage_name == "target" and class_name == params.target else None)
+    for name, character in params.characters.items():  # more characters: the target stage's pictures, relabelled
+        for tag in character.tags:
+            if tag not in report.tags:
+                report.error(f"{params.data.raw_dir}/{tag}", f"characters.{name}.tags lists {tag!r}, but there is no "
+                                                             f"folder {(params.data.raw_dir / tag).absolute()}")
+        check_class_size(report, params.data.min_class_pictures, f"characters.{name}",
+                         sum(report.tags.get(tag, 0) for tag in character.tags), who=name)
     rejected = rejected_tag(params.target)
     if rejected in report.tags:  # the user's false alarms, added by `mona learn`: the target stage's negatives
         used.add(rejected)
@@ -150,14 +157,14 @@ def check_stages(params: Params, report: CheckReport) -> None:
                                f"are ignored (name it in a stage's classes)")
 
 
-def check_class_size(report: CheckReport, minimum: int, stage: str, class_name: str, count: int,
-                     is_target: bool) -> None:
-    where = f"stages.{stage}.classes.{class_name}"
+def check_class_size(report: CheckReport, minimum: int, where: str, count: int, who: str | None) -> None:
+    """An error below the minimum; for a character to find (`who`: the target, or one of params.characters) a
+    note below TARGET_PICTURES; else a warning below FEW_CLASS_PICTURES."""
     if count < minimum:
         report.error(where, f"{count} pictures; a class needs at least {minimum} (data.min_class_pictures): "
                             f"its validation share is what chooses the epoch")
-    elif is_target and count < TARGET_PICTURES:
-        report.note(where, f"{count} pictures of the target; {TARGET_PICTURES} or more give its validation split "
+    elif who and count < TARGET_PICTURES:
+        report.note(where, f"{count} pictures of {who}; {TARGET_PICTURES} or more give its validation split "
                            f"about 40, enough to choose the epoch and calibrate P (fewer: P is a rough guess)")
     elif count < FEW_CLASS_PICTURES:
         report.warn(where, f"{count} pictures; with fewer than {FEW_CLASS_PICTURES} the results move a lot "

@@ -56,8 +56,8 @@ def repro_plan(project: Path) -> list[str] | None:
         result = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=project, capture_output=True,
                                 text=True, timeout=120, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
         changed = set(yaml.safe_load(result.stdout or "{}") or {}) if result.returncode == 0 else None
-        stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
-    except (OSError, subprocess.SubprocessError, yaml.YAMLError, KeyError, TypeError):
+        stages = pipeline_stages(project)
+    except (OSError, subprocess.SubprocessError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         return None
     if changed is None:
         return None
@@ -68,6 +68,23 @@ def repro_plan(project: Path) -> list[str] | None:
         if name in changed or any(dep == out or dep.startswith(out.rstrip("/") + "/") for dep in deps for out in outs):
             planned.append(name)
     return planned
+
+
+def pipeline_stages(project: Path) -> dict[str, dict]:
+    """dvc.yaml's stages with each `foreach: ${section}` over a params.yaml mapping expanded as DVC expands it:
+    one stage `<name>@<key>` per key, `${key}` put in (the characters' stages)."""
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((project / "params.yaml").read_text()) or {}
+    expanded = {}
+    for name, stage in stages.items():
+        if "foreach" not in stage:
+            expanded[name] = stage
+            continue
+        section = params.get(str(stage["foreach"]).removeprefix("${").removesuffix("}")) or {}
+        text = yaml.safe_dump(stage["do"])
+        for key in section:
+            expanded[f"{name}@{key}"] = yaml.safe_load(text.replace("${key}", str(key)))
+    return expanded
 
 
 def _outs(stage: dict) -> list[str]:
@@ -133,6 +150,12 @@ def estimate_minutes(stages: list[str], report: CheckReport, params: Params, tim
         training = sum(report.classes.get(plan.data_stage, {}).values()) * (1 - params.data.validation_fraction)
         steps = (plan.head_epochs + plan.finetune_epochs) * math.ceil(training / params.train.batch_size)
         seconds[dvc_name] = steps * timing.step_seconds * STAGE_OVERHEAD["training"]
+    for name in params.characters:  # each the target stage again (its pictures), and one model's evaluation
+        plan = plan_stage(name, params, Path("models"))
+        training = sum(report.classes.get("target", {}).values()) * (1 - params.data.validation_fraction)
+        steps = (plan.head_epochs + plan.finetune_epochs) * math.ceil(training / params.train.batch_size)
+        seconds[f"train_character@{name}"] = steps * timing.step_seconds * STAGE_OVERHEAD["training"]
+        seconds[f"evaluate_character@{name}"] = seconds["evaluate"] / 2
     return {stage: (seconds.get(stage, 0.0) + STAGE_START_SECONDS) / 60 for stage in stages}
 
 
@@ -185,7 +208,8 @@ def render_plan(stages: list[str] | None, minutes: dict[str, float] | None, comp
         for stage in stages:
             when = f"about {minutes[stage]:.0f} min" if minutes and minutes[stage] >= 1 else "under a minute" \
                 if minutes else "?"
-            lines.append(f"  {stage:16} {when}{' (at most)' if stage in TRAINING_STAGES and minutes else ''}")
+            at_most = (stage in TRAINING_STAGES or stage.startswith("train_character@")) and minutes
+            lines.append(f"  {stage:16} {when}{' (at most)' if at_most else ''}")
         if minutes:
             lines.append(f"  {'in all':16} about {sum(minutes.values()):.0f} min on this machine")
     if timing is not None:

@@ -195,7 +195,8 @@ def parse_example(record: tf.Tensor) -> dict[str, tf.Tensor]:
 def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image_size: int, training: bool,
                  seed: int = 42, shuffle_buffer: int = 2048, repeat: bool = False,
                  cache_mb: float = 1024.0, strong_augmentation: bool = False,
-                 sample_weight: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None) -> tf.data.Dataset:
+                 sample_weight: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None,
+                 label: Callable[[dict[str, tf.Tensor]], tf.Tensor] | None = None) -> tf.data.Dataset:
     """Read one split's shards as (images, labels) batches for one stage.
 
     Args:
@@ -208,6 +209,8 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
             kept in memory, so later epochs only augment (0 turns it off).
         sample_weight: a picture's loss weight from its parsed example (its label_<stage> for every stage);
             with it the batches carry a third element, the float32 (B,) weights.
+        label: a picture's class from its parsed example (default: its label_<stage>); -1 skips the picture
+            (a character's head: `characters.character_label`).
     Returns:
         a dataset of (float32 (B, image_size, image_size, 3) in [0, 255], int32 (B,)[, float32 (B,)]).
     """
@@ -220,6 +223,7 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
     if not files:
         raise ShardsMissing(f"no {split} shards in {shard_dir}: rebuild them (dvc repro shards)")
     label_key = f"label_{stage}"
+    label = label or (lambda example: example[label_key])
     pictures = sum(entry["pictures"] for entry in index["shards"] if entry["split"] == split)
     cache = pictures * index["image_size"] ** 2 * 3 / 1e6 <= cache_mb
     dataset = tf.data.Dataset.from_tensor_slices(files)
@@ -229,11 +233,11 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
     dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
                                  num_parallel_calls=AUTOTUNE, deterministic=True)
     dataset = dataset.map(parse_example, num_parallel_calls=AUTOTUNE)
-    dataset = dataset.filter(lambda example: example[label_key] >= 0)
+    dataset = dataset.filter(lambda example: label(example) >= 0)
 
     def decode(example: dict) -> tuple[tf.Tensor, ...]:
         # (S, S, 3) uint8 picture, int32 label, int64 per-picture seed (from its content hash)[, float32 weight]
-        decoded = (tf.io.decode_jpeg(example["image"], channels=3), tf.cast(example[label_key], tf.int32),
+        decoded = (tf.io.decode_jpeg(example["image"], channels=3), tf.cast(label(example), tf.int32),
                    tf.strings.to_hash_bucket_fast(example["content_hash"], 2**31 - 1))
         return decoded if sample_weight is None else (*decoded, tf.cast(sample_weight(example), tf.float32))
 

@@ -27,7 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mona_pipeline.config import STAGE_ORDER, Params, TargetStageParams, digest
+from mona_pipeline.characters import character_counts, character_label
+from mona_pipeline.config import STAGE_ORDER, CharacterParams, Params, TargetStageParams, digest
 from mona_pipeline.errors import UserError
 from mona_pipeline.figures import plot_curves
 from mona_pipeline.metrics import fit_temperature, temper, threshold_for_precision
@@ -84,23 +85,29 @@ def resolve_strategy() -> tf.distribute.Strategy:
 class StagePlan:
     """What one training run will do, checked before it starts."""
 
-    name: str  # gender | lookalike | target | baseline
+    name: str  # gender | lookalike | target | baseline | a character's name
     data_stage: str  # which labels it trains on
     parent: Path | None  # model to start from
     head_epochs: int
     finetune_epochs: int
     learning_rate: float
     finetune_learning_rate: float
+    character: CharacterParams | None = None  # another character: the target stage relabelled (characters.py)
 
 
 def plan_stage(name: str, params: Params, models_dir: Path) -> StagePlan:
-    """The plan for a stage; `baseline` is the target stage from scratch with the whole curriculum's epochs."""
+    """The plan for a stage; `baseline` is the target stage from scratch with the whole curriculum's epochs, and a
+    character (params.characters) the target stage for her: from models/lookalike, her pictures relabelled."""
+    if name in params.characters:
+        character = params.characters[name]
+        return StagePlan(name, "target", models_dir / "lookalike", character.head_epochs, character.finetune_epochs,
+                         character.learning_rate, character.finetune_learning_rate, character=character)
     if name == "baseline":
         target = params.stages.target
         epochs = params.train.baseline_epochs or sum(s.head_epochs + s.finetune_epochs for _, s in params.stages.items())
         return StagePlan("baseline", "target", None, 0, epochs, target.learning_rate, target.learning_rate)
     if name not in STAGE_ORDER:
-        raise ConfigurationError(f"unknown stage {name!r}; allowed: {', '.join(STAGE_ORDER)}, baseline")
+        raise ConfigurationError(f"unknown stage {name!r}; allowed: {', '.join(trainable(params))}")
     stage = getattr(params.stages, name)
     position = STAGE_ORDER.index(name)
     parent = models_dir / STAGE_ORDER[position - 1] if position else None
@@ -109,6 +116,25 @@ def plan_stage(name: str, params: Params, models_dir: Path) -> StagePlan:
                          stage.learning_rate, stage.learning_rate)
     return StagePlan(name, name, parent, stage.head_epochs, stage.finetune_epochs,
                      stage.learning_rate, stage.finetune_learning_rate)
+
+
+def trainable(params: Params) -> tuple[str, ...]:
+    """What `python -m flows.train` trains: the stages, the baseline and each character of params.characters."""
+    return (*STAGE_ORDER, "baseline", *params.characters)
+
+
+def plan_classes(plan: StagePlan, params: Params) -> list[str]:
+    """The plan's class names, its positive class first: a character's are [its name, the target's negative]."""
+    if plan.character is not None:
+        return [plan.name, params.stages.target.class_names[1]]
+    return getattr(params.stages, plan.data_stage).class_names
+
+
+def plan_counts(plan: StagePlan, params: Params, split: str) -> dict[str, int]:
+    """Pictures per class of the plan in a split."""
+    if plan.character is not None:
+        return character_counts(params.shards.dir, split, plan.character, plan_classes(plan, params))
+    return class_counts(params.shards.dir, split, plan.data_stage)
 
 
 def check_configuration(plan: StagePlan, params: Params) -> None:
@@ -129,17 +155,21 @@ def check_configuration(plan: StagePlan, params: Params) -> None:
             f"the shards in {shard_dir} were built with other classes for stage {plan.data_stage!r} "
             f"({index.get('classes', {}).get(plan.data_stage)}); rebuild them (dvc repro shards)")
     for split in ("train", "validation"):
-        counts = class_counts(shard_dir, split, plan.data_stage)
-        for class_name in stage.class_names:
+        counts = plan_counts(plan, params, split)
+        for class_name in plan_classes(plan, params):
             if counts.get(class_name, 0) == 0:
+                if plan.character is not None:
+                    raise ConfigurationError(
+                        f"character {plan.name!r} has no {split} pictures of class {class_name!r}; add pictures "
+                        f"to folders {plan.character.tags} under {params.data.raw_dir} (and dvc repro shards)")
                 raise ConfigurationError(
                     f"stage {plan.data_stage!r} class {class_name!r} has no {split} pictures; add pictures to "
                     f"folders {stage.classes[class_name]} under {params.data.raw_dir} or change "
                     f"stages.{plan.data_stage}.classes")
-    train_total = sum(class_counts(shard_dir, "train", plan.data_stage).values())
+    train_total = sum(plan_counts(plan, params, "train").values())
     if params.train.batch_size > train_total:
         raise ConfigurationError(
-            f"train.batch_size ({params.train.batch_size}) is larger than stage {plan.data_stage!r}'s "
+            f"train.batch_size ({params.train.batch_size}) is larger than stage {plan.name!r}'s "
             f"{train_total} training pictures; lower train.batch_size")
     if plan.head_epochs + plan.finetune_epochs == 0:
         raise ConfigurationError(f"stage {plan.name!r} has 0 epochs; set head_epochs or finetune_epochs")
@@ -255,19 +285,20 @@ def lookalike_weights(class_weight: dict[int, float], hard: float):
 def load_stage_data(plan: StagePlan, params: Params) -> StageData:
     shards, size, batch = params.shards.dir, params.model.image_size, params.train.batch_size
     smoothing = params.train.label_smoothing
-    counts = class_counts(shards, "train", plan.data_stage)
-    stage = getattr(params.stages, plan.data_stage)
-    weights = class_weights(counts, stage.class_names)
-    # The class weights go through Keras (class_weight=) unless look-alikes weigh more: then per picture.
-    per_picture = plan.data_stage == "target" and params.train.lookalike_weight != 1.0
+    counts = plan_counts(plan, params, "train")
+    weights = class_weights(counts, plan_classes(plan, params))
+    # The class weights go through Keras (class_weight=) unless look-alikes weigh more: then per picture
+    # (the target stage and the baseline; a character's head weighs its classes only).
+    per_picture = plan.data_stage == "target" and params.train.lookalike_weight != 1.0 and plan.character is None
+    label = character_label(plan.character) if plan.character is not None else None
     train_ds = make_dataset(shards, "train", plan.data_stage, batch, size, training=True,
                             seed=params.train.seed, shuffle_buffer=params.train.shuffle_buffer,
                             strong_augmentation=params.train.augmentation == "strong",
                             sample_weight=lookalike_weights(weights, params.train.lookalike_weight)
-                            if per_picture else None)
-    val_ds = make_dataset(shards, "validation", plan.data_stage, batch, size, training=False).cache()
+                            if per_picture else None, label=label)
+    val_ds = make_dataset(shards, "validation", plan.data_stage, batch, size, training=False, label=label).cache()
     calibration = tf.concat([images for images, _ in make_dataset(
-        shards, "train", plan.data_stage, 64, size, training=False).take(4)], axis=0)
+        shards, "train", plan.data_stage, 64, size, training=False, label=label).take(4)], axis=0)
     return StageData(_one_hot_if(train_ds, smoothing), _one_hot_if(val_ds, smoothing), calibration,
                      None if per_picture else weights, math.ceil(sum(counts.values()) / batch))
 
@@ -377,6 +408,7 @@ def train_stage(name: str, params: Params, models_dir: Path = MODELS_DIR,
     policy = resolve_precision(params.train.precision)
     keras.mixed_precision.set_global_policy(policy)
     stage = getattr(params.stages, plan.data_stage)
+    class_names = plan_classes(plan, params)
     out_dir = models_dir / name
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_stage_data(plan, params)
@@ -387,16 +419,18 @@ def train_stage(name: str, params: Params, models_dir: Path = MODELS_DIR,
     truth, scores = validation_scores(model, data.validation)
     temperature = calibrate_temperature(truth, scores)
     seconds = time.perf_counter() - start
-    plot_curves(history, out_dir / CURVES_FILE, f"{name}: {' vs '.join(stage.class_names)}")
+    plot_curves(history, out_dir / CURVES_FILE, f"{name}: {' vs '.join(class_names)}")
     best = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
     is_target = plan.data_stage == "target"
     metadata = ModelMetadata(
-        stage=name, class_names=stage.class_names, positive_class=stage.class_names[0],
-        target=params.target if is_target else None, architecture=params.model.architecture,
+        stage=name, class_names=class_names, positive_class=class_names[0],
+        target=(name if plan.character is not None else params.target) if is_target else None,
+        architecture=params.model.architecture,
         image_size=params.model.image_size, temperature=temperature,
         threshold=decision_threshold(stage, truth, temper(scores, temperature)) if is_target else 0.5,
         precision_policy=policy, parent=str(plan.parent) if plan.parent else None,
-        params_digest=digest(params.model, params.train, stage), data_digest=data_digest(params.shards.dir),
+        params_digest=digest(params.model, params.train, stage, *([plan.character] if plan.character else [])),
+        data_digest=data_digest(params.shards.dir),
         epochs=len(history["loss"]),
         metrics={"val_loss": history["val_loss"][best], "val_accuracy": history["val_accuracy"][best],
                  "accuracy": history["accuracy"][best], "best_epoch": best + 1},

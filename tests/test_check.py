@@ -147,6 +147,18 @@ def test_each_trap_is_caught_and_named(tmp_path, capsys, trap, level, where, wor
     assert words in capsys.readouterr().out
 
 
+def test_a_characters_folders_are_looked_over_too(tmp_path):
+    path = make_project(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**raw, "characters": {"bella": {"tags": ["bella"]}}}, sort_keys=False))
+    assert ("note", "characters.bella", "30 pictures of bella; 200 or more give its validation split about 40, "
+            "enough to choose the epoch and calibrate P (fewer: P is a rough guess)") in findings(tmp_path)
+    path.write_text(yaml.safe_dump({**raw, "characters": {"bella": {"tags": ["bella", "bela"]}}}, sort_keys=False))
+    found = findings(tmp_path)
+    assert [f for f in found if f[0] == "error" and f[1].endswith("data/raw/bela")
+            and "characters.bella.tags lists 'bela', but there is no folder" in f[2]], found
+
+
 def test_an_empty_test_folder_means_no_test_set_a_warning(tmp_path):
     make_project(tmp_path)
     shutil.rmtree(tmp_path / "data/test")

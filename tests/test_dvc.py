@@ -92,6 +92,7 @@ def code_dep_problems(stages: dict, root: Path) -> dict[str, str]:
     """Per stage: the project files its command runs but its deps omit, and listed code it never runs."""
     problems = {}
     for name, stage in stages.items():
+        stage = stage.get("do", stage)  # a foreach stage (the characters'): its template
         entry = stage["cmd"].split()[2]  # python -m flows.<module> ...
         runs = local_imports(root / Path(*entry.split(".")).with_suffix(".py"), root)
         listed = {Path(dep) for dep in stage["deps"] if dep.endswith(".py")}
@@ -129,7 +130,14 @@ def test_the_pipeline_is_the_models_and_their_evaluation_and_nothing_more():
 
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
     assert list(pipeline["stages"]) == ["ingest", "shards", "train_gender", "train_lookalike", "train_target",
-                                        "baseline", "evaluate"]
+                                        "train_character", "baseline", "evaluate", "evaluate_character"]
+    # The characters' stages: one per entry of params.yaml's characters (none in the demo), each her model and
+    # its evaluation.
+    for stage in ("train_character", "evaluate_character"):
+        assert pipeline["stages"][stage]["foreach"] == "${characters}"
+    assert pipeline["stages"]["train_character"]["do"]["outs"] == ["models/${key}"]
+    assert "models/lookalike" in pipeline["stages"]["train_character"]["do"]["deps"]
+    assert pipeline["stages"]["evaluate_character"]["do"]["outs"] == ["reports/characters/${key}"]
     # Every training stage's curves are DVC plots (`dvc plots diff` overlays experiments); the one metrics file,
     # evaluate's, holds the test archive's numbers and then each stage's kept epoch (`dvc exp show`).
     for stage, dvc_stage in (("gender", "train_gender"), ("lookalike", "train_lookalike"),
@@ -165,6 +173,7 @@ def test_a_retarget_from_scratch_is_checked_trained_and_compared_over_a_seed_exp
     raw["shards"]["image_size"] = 40
     raw["train"].update(batch_size=8, augmentation="basic")
     raw["evaluate"]["timing_pictures"] = 3
+    raw["characters"] = {"bella": {"tags": ["bella"], "head_epochs": 0, "finetune_epochs": 1}}  # one more, too
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     mona = [str(Path(sys.executable).parent / "mona")]
 
@@ -176,11 +185,12 @@ def test_a_retarget_from_scratch_is_checked_trained_and_compared_over_a_seed_exp
     assert not (repo / "data/manifest").exists() and "temporary server" not in stopped.stdout + stopped.stderr
 
     shutil.rmtree(repo / "data")
-    make_project(repo)  # labels for aria again
+    make_project(repo, test={"aria": 3, "bella": 2, "dan": 3})  # labels for aria again (bella's in characters)
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))  # make_project wrote its own
     checked = subprocess.run(mona + ["check"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "0 errors, 0 warnings" in checked.stdout and "dvc repro would run 7 stages:" in checked.stdout
+    assert "0 errors, 0 warnings" in checked.stdout and "dvc repro would run 9 stages:" in checked.stdout
+    assert "train_character@bella" in checked.stdout and "evaluate_character@bella" in checked.stdout
     assert "compute: CPU only" in checked.stdout or "compute: 1 GPU" in checked.stdout
     _run(dvc + ["add", "-q", "data/raw", "data/test"], repo, env)
     _run(["git", "add", "-A"], repo, env)
@@ -190,6 +200,10 @@ def test_a_retarget_from_scratch_is_checked_trained_and_compared_over_a_seed_exp
         run_seed_experiment(repo, env, dvc)
     metadata = json.loads((repo / "models/target/metadata.json").read_text())
     assert metadata["target"] == "aria" and metadata["class_names"] == ["aria", "others"]
+    bella = json.loads((repo / "models/bella/metadata.json").read_text())  # dvc.yaml's foreach: her stages
+    assert bella["target"] == "bella" and bella["parent"] == "models/lookalike"
+    judged = json.loads((repo / "reports/characters/bella/metrics_full.json").read_text())
+    assert judged["bella"]["test"]["target_pictures"] == 2
 
 
 def new_dvc_project(repo: Path) -> tuple[Path, dict, list[str]]:
@@ -251,11 +265,15 @@ def params_sections_read(module_file: Path, root: Path) -> set[str]:
     return sections
 
 
-# Reads no output depends on: one training module serves the four training stages, so it reads sections
-# that only another stage's outputs depend on (target: the target stage's name for its model) or that only a
-# message names (data.raw_dir, in "add pictures to ... under data/raw").
-NOT_OUTPUT_READS = {stage: {"data", "target"} for stage in ("train_gender", "train_lookalike", "train_target",
-                                                             "baseline")}
+# Reads no output depends on: one training module serves the training stages, so it reads sections that only
+# another stage's outputs depend on (target: the target stage's name for its model; characters: whether a name
+# is a character's) or that only a message names (data.raw_dir, in "add pictures to ... under data/raw").
+# One evaluation module serves evaluate and evaluate_character: only the latter judges by a character's tags and
+# the look-alike stage's classes.
+NOT_OUTPUT_READS = {stage: {"data", "target", "characters"}
+                    for stage in ("train_gender", "train_lookalike", "train_target", "baseline", "train_character")}
+NOT_OUTPUT_READS["evaluate"] = {"characters", "stages"}
+NOT_OUTPUT_READS["ingest"] = {"characters"}  # the set-up check looks their folders over; the manifest is all tags
 
 
 def params_problems(stages: dict, root: Path) -> dict[str, str]:
@@ -264,6 +282,7 @@ def params_problems(stages: dict, root: Path) -> dict[str, str]:
 
     problems = {}
     for name, stage in stages.items():
+        stage = stage.get("do", stage)  # a foreach stage (the characters'): its template
         read = params_sections_read(root / Path(*stage["cmd"].split()[2].split(".")).with_suffix(".py"), root)
         read &= set(Params.model_fields)  # `params.model_copy(...)` and friends are not sections
         read -= NOT_OUTPUT_READS.get(name, set()) - {entry.split(".")[0] for entry in stage.get("params", [])}

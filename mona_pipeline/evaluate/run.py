@@ -26,6 +26,7 @@ from mona_pipeline.trained import load_trained
 
 # The trained stages whose kept epoch goes into reports/metrics.json's `train` section.
 STAGES = {stage: Path("models") / stage for stage in ("gender", "lookalike", "target", "baseline")}
+CHARACTER_REPORTS = Path("reports/characters")
 
 
 @dataclass
@@ -39,18 +40,23 @@ class Evaluation:
 
 def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
                  metrics_path: Path = Path("reports/metrics.json"), test_dir: Path | None = None,
-                 models: dict[str, Path] | None = None, stages: dict[str, Path] | None = None) -> Evaluation:
+                 models: dict[str, Path] | None = None, stages: dict[str, Path] | None = None,
+                 character: str | None = None) -> Evaluation:
     """Evaluate each model on the validation split and the labelled test folder; write the reports.
 
     Args:
         stages: the trained stages whose kept epoch reports/metrics.json lists (default: models/<stage>).
+        character: judge the models as finders of this character of params.characters, not of the target
+            (`evaluate_character`).
     """
     models = models or MODELS
     test_dir = test_dir or params.data.test_dir
     reports_dir.mkdir(parents=True, exist_ok=True)
-    sets = [validation_set(params)]
+    sets = [validation_set(params, character)]
     if (test_dir / LABELS_NAME).is_file():
-        sets.append(read_labelled_folder(test_dir))
+        # a character's look-alikes: the lookalike stage's first class
+        lookalikes = next(iter(params.stages.lookalike.classes.values())) if character else []
+        sets.append(read_labelled_folder(test_dir, character=character, lookalikes=lookalikes))
     results: dict[str, dict[str, SetResult]] = {}
     timing, curves = {}, {}
     for model_name, model_dir in models.items():
@@ -79,6 +85,19 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
         default=float))
     (reports_dir / "timing.json").write_text(json.dumps(timing, indent=2))
     return Evaluation(results, timing, markdown)
+
+
+def character_reports(name: str) -> Path:
+    """Where a character's evaluation goes: reports/characters/<name>/ (metrics.json and the evaluation's files)."""
+    return CHARACTER_REPORTS / name
+
+
+def evaluate_character(params: Params, name: str) -> Evaluation:
+    """The evaluate stage for a character (params.characters): models/<name> on her validation split and on
+    the test archive, judged by its characters column; reports in `character_reports(name)`."""
+    folder = character_reports(name)
+    return run_evaluate(params, reports_dir=folder, metrics_path=folder / "metrics.json",
+                        models={name: Path("models") / name}, stages={name: Path("models") / name}, character=name)
 
 
 def evaluate_model_on(scorer: Scorer, labelled: LabelledSet, params: Params, reports_dir: Path,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mona_pipeline.config import Params, TilingParams
+from mona_pipeline.config import REJECTED_SUFFIX, Params, TilingParams
 from mona_pipeline.evaluate.labels import LabelsError, read_label_rows, shows_target  # noqa: F401
 from mona_pipeline.inference import Scorer, box_text, read_files, score_stream
 from mona_pipeline.ingest import read_manifest
@@ -44,13 +44,27 @@ def size_class(height: float | None) -> str | None:
     return next(name for name, low, high in SIZE_CLASSES if low <= height < high)
 
 
-def read_labelled_folder(folder: Path, name: str = "test") -> LabelledSet:
+def read_labelled_folder(folder: Path, name: str = "test", character: str | None = None,
+                         lookalikes: list[str] = ()) -> LabelledSet:
     """A folder with labels.csv (columns path, target [0/1], optional kind, part, target_height).
 
+    Args:
+        character: judge another character than the target (params.characters): the truth is whether the
+            characters column names her, and a picture without her is a look-alike when it shows one of
+            `lookalikes` (the lookalike stage's first class). Parts and heights are the target's: left out.
     Raises:
-        LabelsError: no labels.csv, or it lacks the columns path and target.
+        LabelsError: no labels.csv, or it lacks the columns path and target (or characters, for a character).
     """
     rows = read_label_rows(folder)
+    if character is not None:
+        if "characters" not in rows[0]:
+            raise LabelsError(f"{folder / 'labels.csv'} has no characters column (';'-separated names): it is needed "
+                              f"to evaluate {character!r}")
+        shown = [set(filter(None, (row["characters"] or "").split(";"))) for row in rows]
+        truth = np.array([character in names for names in shown])
+        kinds = ["target" if hers else "lookalike" if names & set(lookalikes) else "other" if names else "none"
+                 for hers, names in zip(truth, shown)]
+        return LabelledSet(name, [folder / row["path"] for row in rows], truth, kinds)
     truth = np.array([shows_target(row) for row in rows])
     kinds = [row.get("kind") or ("target" if t else "other") for row, t in zip(rows, truth)]
     parts = [row.get("part") or "in_distribution" for row in rows]
@@ -58,11 +72,15 @@ def read_labelled_folder(folder: Path, name: str = "test") -> LabelledSet:
     return LabelledSet(name, [folder / row["path"] for row in rows], truth, kinds, parts, heights)
 
 
-def validation_set(params: Params) -> LabelledSet:
-    """The stage-3 validation split; a non-target picture is a look-alike when stage 2 calls it one."""
+def validation_set(params: Params, character: str | None = None) -> LabelledSet:
+    """The stage-3 validation split; a non-target picture is a look-alike when stage 2 calls it one.
+    For a character (params.characters), the truth is her tags, and rejected pictures are left out as her
+    training leaves them out (characters.character_label)."""
     rows = [r for r in read_manifest(params.data.manifest_dir).to_pylist()
-            if r["split"] == "validation" and r["label_target"] >= 0]
-    truth = np.array([r["label_target"] == 0 for r in rows])
+            if r["split"] == "validation" and r["label_target"] >= 0
+            and not (character and r["tag"].endswith(REJECTED_SUFFIX))]
+    truth = np.array([r["tag"] in params.characters[character].tags if character else r["label_target"] == 0
+                      for r in rows])
     kinds = ["target" if t else "lookalike" if r["label_lookalike"] == 0 else "other" for r, t in zip(rows, truth)]
     return LabelledSet("validation", [params.data.raw_dir / r["path"] for r in rows], truth, kinds)
 
