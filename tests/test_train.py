@@ -65,6 +65,31 @@ def test_baseline_gets_the_whole_curriculum_budget(demo_project, tmp_path):
     assert train.plan_stage("baseline", fixed, tmp_path).finetune_epochs == 4
 
 
+def stopped_after(callback: keras.callbacks.EarlyStopping, first: int, losses: list[float]) -> int | None:
+    """The epoch (counted from 1) after which the callback stops a fit whose validation loss goes `losses`."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False  # as fit sets it
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, loss in enumerate(losses, start=first):
+        callback.on_epoch_end(epoch, {"val_loss": loss})
+        if model.stop_training:
+            return epoch + 1
+    return None
+
+
+def test_a_network_from_scratch_is_not_stopped_early_in_its_first_half(demo_project, tmp_path):
+    _, params = demo_project
+    worse_after_the_third = [1.0, 0.9, 0.8] + [0.8 + 0.01 * k for k in range(1, 61)]  # 63 epochs, as the baseline
+    baseline = train.plan_stage("baseline", params, tmp_path)
+    # A transfer stage stops 8 epochs after its best (the 3rd of its phase): the 11th, as seed 3's baseline did ...
+    transfer = train.plan_stage("target", params, tmp_path)
+    assert stopped_after(train.early_stopping(transfer, 3, 63, 8), 3, worse_after_the_third) == 3 + 11
+    # ... from scratch it trains at least half its epochs, then the patience counts.
+    assert stopped_after(train.early_stopping(baseline, 0, 63, 8), 0, worse_after_the_third) == 31 + 9
+    assert stopped_after(train.early_stopping(baseline, 0, 63, 8), 0, [1.0 - 0.01 * k for k in range(63)]) is None
+
+
 def test_batch_norm_calibration_sets_statistics_of_the_batch():
     inputs = keras.Input((4,))
     norm = keras.layers.BatchNormalization(momentum=0.99)
