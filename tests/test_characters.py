@@ -4,6 +4,7 @@ trained from the look-alike stage and evaluated on her pictures, through the flo
 import collections
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -17,7 +18,7 @@ from mona_pipeline.models import BACKBONE
 from mona_pipeline.trained import load_trained
 from tests.conftest import write_params
 
-SHIPPED = yaml.safe_load(open("params.yaml"))
+SHIPPED = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
 
 
 @pytest.mark.parametrize("characters, words", [
