@@ -24,7 +24,7 @@ TILE_MARK = "#tile"  # a tile row's path: <picture's path>#tile<n> (shards.tile_
 
 
 def character_label(character: CharacterParams):
-    """A parsed example's class for the character's model: 0 hers, 1 others, -1 left out (not a target-stage
+    """A parsed example's class for the character's head: 0 hers, 1 others, -1 left out (not a target-stage
     picture, a tile of one of her pictures, or a rejected one)."""
     tags = tf.constant(character.tags)
 
@@ -42,7 +42,7 @@ def character_label(character: CharacterParams):
 
 
 def character_counts(shard_dir: Path, split: str, character: CharacterParams, class_names: list[str]) -> dict[str, int]:
-    """Pictures per class of the character's model in a split (one pass over the split's records, no decoding)."""
+    """Pictures per class of the character's head in a split (one pass over the split's records, no decoding)."""
     files = [str(shard_dir / entry["file"]) for entry in read_index(shard_dir)["shards"] if entry["split"] == split]
     label = character_label(character)
     counts = [0, 0]

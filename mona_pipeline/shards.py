@@ -210,7 +210,7 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
         sample_weight: a picture's loss weight from its parsed example (its label_<stage> for every stage);
             with it the batches carry a third element, the float32 (B,) weights.
         label: a picture's class from its parsed example (default: its label_<stage>); -1 skips the picture
-            (another character's model: `characters.character_label`).
+            (a character's head: `characters.character_label`).
     Returns:
         a dataset of (float32 (B, image_size, image_size, 3) in [0, 255], int32 (B,)[, float32 (B,)]).
     """
