@@ -173,7 +173,6 @@ def test_a_retarget_from_scratch_is_checked_trained_and_compared_over_a_seed_exp
     raw["shards"]["image_size"] = 40
     raw["train"].update(batch_size=8, augmentation="basic")
     raw["evaluate"]["timing_pictures"] = 3
-    raw["characters"] = {"bella": {"tags": ["bella"], "head_epochs": 0, "finetune_epochs": 1}}  # one more, too
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     mona = [str(Path(sys.executable).parent / "mona")]
 
@@ -186,21 +185,28 @@ def test_a_retarget_from_scratch_is_checked_trained_and_compared_over_a_seed_exp
 
     shutil.rmtree(repo / "data")
     make_project(repo, test={"aria": 3, "bella": 2, "dan": 3})  # labels for aria again (bella's in characters)
-    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))  # make_project wrote its own
+    with_bella = {**raw, "characters": {"bella": {"tags": ["bella"], "head_epochs": 0, "finetune_epochs": 1}}}
+    (repo / "params.yaml").write_text(yaml.safe_dump(with_bella, sort_keys=False))  # make_project wrote its own
     checked = subprocess.run(mona + ["check"], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "0 errors, 0 warnings" in checked.stdout and "dvc repro would run 9 stages:" in checked.stdout
     assert "train_character@bella" in checked.stdout and "evaluate_character@bella" in checked.stdout
     assert "compute: CPU only" in checked.stdout or "compute: 1 GPU" in checked.stdout
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))  # the seed experiment: aria alone
     _run(dvc + ["add", "-q", "data/raw", "data/test"], repo, env)
     _run(["git", "add", "-A"], repo, env)
     _run(["git", "commit", "-qm", "aria's pictures"], repo, env)
     with prefect_server(tmp_path / "prefect-home") as api_url:  # one server for every stage, not one each
         env = env | {"PREFECT_API_URL": api_url, "PREFECT_HOME": str(tmp_path / "prefect-home")}
         run_seed_experiment(repo, env, dvc)
+        # Then bella joins: dvc repro runs her two stages (dvc.yaml's foreach) and nothing else.
+        (repo / "params.yaml").write_text(yaml.safe_dump(with_bella, sort_keys=False))
+        added = _run(dvc + ["repro"], repo, env)
+        assert [line for line in added.splitlines() if line.startswith("Running stage")] == [
+            "Running stage 'train_character@bella':", "Running stage 'evaluate_character@bella':"]
     metadata = json.loads((repo / "models/target/metadata.json").read_text())
     assert metadata["target"] == "aria" and metadata["class_names"] == ["aria", "others"]
-    bella = json.loads((repo / "models/bella/metadata.json").read_text())  # dvc.yaml's foreach: her stages
+    bella = json.loads((repo / "models/bella/metadata.json").read_text())
     assert bella["target"] == "bella" and bella["parent"] == "models/lookalike"
     judged = json.loads((repo / "reports/characters/bella/metrics_full.json").read_text())
     assert judged["bella"]["test"]["target_pictures"] == 2
