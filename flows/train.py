@@ -2,7 +2,8 @@
 
     python -m flows.train gender|lookalike|target|baseline|<character> [--params params.yaml]
 
-A character (params.characters) is a head on models/target's frozen backbone (mona_pipeline/characters.py).
+A character (params.characters) is the target stage trained again for her, from models/lookalike
+(mona_pipeline/characters.py).
 
 On a GPU when there is one (train.resolve_precision / resolve_strategy).
 """
@@ -28,7 +29,7 @@ def train_task(name: str, params: Params) -> ModelMetadata:
 
 @flow(name="train", flow_run_name=stage_run_name, log_prints=True)
 def train_flow(stage: str, params_file: Path = Path("params.yaml")) -> dict:
-    """Train one transfer stage (gender, lookalike, target), the baseline or a character's head."""
+    """Train one transfer stage (gender, lookalike, target), the baseline or a character."""
     params = load_params(params_file)
     start = time.perf_counter()
     metadata = train_task(stage, params)

@@ -18,13 +18,11 @@ from pathlib import Path
 import tensorflow as tf
 
 from mona_pipeline.config import REJECTED_SUFFIX, CharacterParams
-from mona_pipeline.shards import parse_example, read_index
-
-TILE_MARK = "#tile"  # a tile row's path: <picture's path>#tile<n> (shards.tile_rows)
+from mona_pipeline.shards import TILE_MARK, parse_example, read_index
 
 
 def character_label(character: CharacterParams):
-    """A parsed example's class for the character's head: 0 hers, 1 others, -1 left out (not a target-stage
+    """A parsed example's class for the character's model: 0 hers, 1 others, -1 left out (not a target-stage
     picture, a tile of one of her pictures, or a rejected one)."""
     tags = tf.constant(character.tags)
 
@@ -42,7 +40,7 @@ def character_label(character: CharacterParams):
 
 
 def character_counts(shard_dir: Path, split: str, character: CharacterParams, class_names: list[str]) -> dict[str, int]:
-    """Pictures per class of the character's head in a split (one pass over the split's records, no decoding)."""
+    """Pictures per class of the character's model in a split (one pass over the split's records, no decoding)."""
     files = [str(shard_dir / entry["file"]) for entry in read_index(shard_dir)["shards"] if entry["split"] == split]
     label = character_label(character)
     counts = [0, 0]

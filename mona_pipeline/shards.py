@@ -63,10 +63,14 @@ def encode_for_shard(raw_path: Path, image_size: int, max_pixels: int, quality: 
     return encode_square(image, image_size, "JPEG", quality=quality)
 
 
+TILE_MARK = "#tile"  # a tile row's path and content hash: the picture's, then #tile<n>
+
+
 def tile_rows(rows: list[dict], stages: StagesParams, count: int) -> list[dict]:
     """`count` tile rows per row of the target stage's negative class: labelled for the target stage only."""
     negative = len(stages.target.class_names) - 1  # the second class: "others"
-    return [{**row, "path": f"{row['path']}#tile{number}", "content_hash": f"{row['content_hash']}#tile{number}",
+    return [{**row, "path": f"{row['path']}{TILE_MARK}{number}",
+             "content_hash": f"{row['content_hash']}{TILE_MARK}{number}",
              "tile_of": (row["path"], row["content_hash"], number), **{f"label_{name}": -1 for name in STAGE_ORDER},
              "label_target": negative}
             for row in rows if row["label_target"] == negative for number in range(count)]
@@ -210,7 +214,7 @@ def make_dataset(shard_dir: Path, split: str, stage: str, batch_size: int, image
         sample_weight: a picture's loss weight from its parsed example (its label_<stage> for every stage);
             with it the batches carry a third element, the float32 (B,) weights.
         label: a picture's class from its parsed example (default: its label_<stage>); -1 skips the picture
-            (a character's head: `characters.character_label`).
+            (a character's model: `characters.character_label`).
     Returns:
         a dataset of (float32 (B, image_size, image_size, 3) in [0, 255], int32 (B,)[, float32 (B,)]).
     """

@@ -288,7 +288,7 @@ def load_stage_data(plan: StagePlan, params: Params) -> StageData:
     counts = plan_counts(plan, params, "train")
     weights = class_weights(counts, plan_classes(plan, params))
     # The class weights go through Keras (class_weight=) unless look-alikes weigh more: then per picture
-    # (the target stage and the baseline; a character's head weighs its classes only).
+    # (the target stage and the baseline; a character's model weighs its classes only).
     per_picture = plan.data_stage == "target" and params.train.lookalike_weight != 1.0 and plan.character is None
     label = character_label(plan.character) if plan.character is not None else None
     train_ds = make_dataset(shards, "train", plan.data_stage, batch, size, training=True,
