@@ -32,7 +32,7 @@ demo: setup
 
 # One worker per core (-n auto); each test file stays on one worker, so its module fixtures are built once.
 test: setup
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
 
 # The curriculum against its baseline over more seeds, as DVC experiments of this commit (about 32 min a seed
 # on 2 cores, two side by side; seeds that already have an experiment are skipped): `dvc exp show` lists them,

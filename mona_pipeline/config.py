@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -99,6 +99,11 @@ class ShardParams(Section):
         "sort scores, backgrounds and parts of other characters"))
 
 
+EmaMomentum = Annotated[float | None, Field(ge=0.5, lt=1.0, description=(
+    "weight averaging: validation, the best epoch and the saved model use an exponential moving average of the "
+    "weights with this momentum per training step (Keras's use_ema; e.g. 0.99); null = the raw weights"))]
+
+
 class StageParams(Section):
     """One transfer stage: two classes, each a list of folder tags under data/raw.
 
@@ -111,6 +116,7 @@ class StageParams(Section):
     finetune_epochs: int = Field(ge=0, description="epochs of the whole network after that")
     learning_rate: float = Field(gt=0, description="the head phase's rate (a first stage: its only rate)")
     finetune_learning_rate: float = Field(gt=0)
+    ema_momentum: EmaMomentum = None
 
     @field_validator("classes")
     @classmethod
@@ -349,6 +355,7 @@ class CharacterParams(Section):
     finetune_epochs: int = Field(25, ge=0, description="epochs of the whole network after that")
     learning_rate: float = Field(0.002, gt=0)
     finetune_learning_rate: float = Field(0.0005, gt=0)
+    ema_momentum: EmaMomentum = None
 
 
 class Params(Section):

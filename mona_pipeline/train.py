@@ -92,6 +92,7 @@ class StagePlan:
     finetune_epochs: int
     learning_rate: float
     finetune_learning_rate: float
+    ema_momentum: float | None = None  # weight averaging (the stage's ema_momentum)
     character: CharacterParams | None = None  # another character: the target stage relabelled (characters.py)
 
 
@@ -101,11 +102,13 @@ def plan_stage(name: str, params: Params, models_dir: Path) -> StagePlan:
     if name in params.characters:
         character = params.characters[name]
         return StagePlan(name, "target", models_dir / "lookalike", character.head_epochs, character.finetune_epochs,
-                         character.learning_rate, character.finetune_learning_rate, character=character)
+                         character.learning_rate, character.finetune_learning_rate, character.ema_momentum,
+                         character=character)
     if name == "baseline":
         target = params.stages.target
         epochs = params.train.baseline_epochs or sum(s.head_epochs + s.finetune_epochs for _, s in params.stages.items())
-        return StagePlan("baseline", "target", None, 0, epochs, target.learning_rate, target.learning_rate)
+        return StagePlan("baseline", "target", None, 0, epochs, target.learning_rate, target.learning_rate,
+                         target.ema_momentum)
     if name not in STAGE_ORDER:
         raise ConfigurationError(f"unknown stage {name!r}; allowed: {', '.join(trainable(params))}")
     stage = getattr(params.stages, name)
@@ -113,9 +116,9 @@ def plan_stage(name: str, params: Params, models_dir: Path) -> StagePlan:
     parent = models_dir / STAGE_ORDER[position - 1] if position else None
     if parent is None:  # nothing to freeze: train the fresh network end to end at the head rate
         return StagePlan(name, name, None, 0, stage.head_epochs + stage.finetune_epochs,
-                         stage.learning_rate, stage.learning_rate)
+                         stage.learning_rate, stage.learning_rate, stage.ema_momentum)
     return StagePlan(name, name, parent, stage.head_epochs, stage.finetune_epochs,
-                     stage.learning_rate, stage.finetune_learning_rate)
+                     stage.learning_rate, stage.finetune_learning_rate, stage.ema_momentum)
 
 
 def trainable(params: Params) -> tuple[str, ...]:
@@ -248,10 +251,12 @@ class RecalibratedValidation(keras.callbacks.Callback):
         logger.info("epoch %d: %s", epoch + 1, {k: round(float(v), 4) for k, v in (logs or {}).items()})
 
 
-def _compile(model: keras.Model, learning_rate, label_smoothing: float) -> None:
+def _compile(model: keras.Model, learning_rate, label_smoothing: float, ema_momentum: float | None) -> None:
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing) if label_smoothing else \
         keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=["accuracy"])
+    optimizer = keras.optimizers.Adam(learning_rate, use_ema=True, ema_momentum=ema_momentum) if ema_momentum \
+        else keras.optimizers.Adam(learning_rate)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
 def _one_hot_if(dataset: tf.data.Dataset, label_smoothing: float) -> tf.data.Dataset:
@@ -347,8 +352,12 @@ def fit_phases(model: keras.Model, plan: StagePlan, data: StageData, params: Par
         model.get_layer(BACKBONE).trainable = backbone_trainable
         # Cosine decay to ~0 at the phase's end: the weights settle, so do the BatchNorm statistics.
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * data.steps_per_epoch, alpha=0.02)
-        _compile(model, schedule, params.train.label_smoothing)
-        callbacks = [RecalibratedValidation(calibrate, data.validation),
+        _compile(model, schedule, params.train.label_smoothing, plan.ema_momentum)
+        # With weight averaging, the averaged weights are swapped in at each epoch's end (and out at the next
+        # one's start), so the BatchNorm statistics, validation, early stopping and the best epoch's
+        # checkpoint are all the averaged model's.
+        averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if plan.ema_momentum else []
+        callbacks = [*averaging, RecalibratedValidation(calibrate, data.validation),
                      early_stopping(plan, epoch, epochs, params.train.patience),
                      keep_best, DVCLiveCallback(live=live)]
         # shuffle=False: the dataset is already shuffled, reproducibly (Keras warns and ignores it otherwise).

@@ -151,6 +151,32 @@ def test_same_seed_trains_the_same_model(demo_project, tmp_path, monkeypatch):
         np.testing.assert_array_equal(left, right)
 
 
+def test_weight_averaging_validates_and_saves_the_averaged_weights(demo_project, tmp_path, monkeypatch):
+    """stages.<stage>.ema_momentum: training steps are the raw weights' (about the same losses as without it), but validation and
+    the saved model (the best epoch's checkpoint) are the moving average's, which at momentum 0.999 stays next to
+    its first step while the raw weights move on."""
+    _, params = demo_project
+    small = _with(params, model=params.model.model_copy(update={"architecture": "compactcnn", "width": 0.25}))
+    gender = small.stages.gender.model_copy(update={"ema_momentum": 0.999})
+    averaged = _with(small, stages=small.stages.model_copy(update={"gender": gender}))
+    monkeypatch.chdir(tmp_path)
+    keras.utils.set_random_seed(small.train.seed)
+    start = {w.path: w.numpy() for w in train.start_model(train.plan_stage("gender", small, tmp_path), small).trainable_weights}
+    keras.backend.clear_session()
+
+    def trained(name: str, stage_params) -> tuple[dict, float]:
+        history = train.train_stage("gender", stage_params, tmp_path / name).history
+        network = load_trained(tmp_path / name / "gender").network
+        assert {w.path for w in network.trainable_weights} == set(start)
+        return history, sum(float(np.abs(w.numpy() - start[w.path]).sum()) for w in network.trainable_weights)
+
+    (raw_history, raw), (ema_history, ema) = trained("raw", small), trained("ema", averaged)
+    # (Keras swaps the two sets of weights by adding and subtracting them: equal up to float rounding)
+    assert ema_history["loss"] == pytest.approx(raw_history["loss"], rel=1e-4)
+    assert ema_history["val_loss"] != raw_history["val_loss"]
+    assert 0 < ema < 0.5 * raw
+
+
 def test_two_trainings_in_separate_processes_with_the_real_policy_give_the_same_weights(demo_project, tmp_path):
     """What `dvc repro` does twice: `mona train` in a fresh process, the precision policy `auto` (bf16 on a
     CPU with bf16 instructions), the default network and the real data path (shards, cache, augmentation)."""
