@@ -151,6 +151,15 @@ def test_same_seed_trains_the_same_model(demo_project, tmp_path, monkeypatch):
         np.testing.assert_array_equal(left, right)
 
 
+def test_the_target_stage_averages_its_weights_and_the_baseline_does_not(demo_project, tmp_path):
+    from mona_pipeline.config import Params
+
+    shipped = Params()  # the shipped defaults (params.yaml restates them)
+    assert train.plan_stage("target", shipped, tmp_path).ema_momentum == 0.99
+    assert train.plan_stage("baseline", shipped, tmp_path).ema_momentum is None
+    assert train.plan_stage("lookalike", shipped, tmp_path).ema_momentum is None
+
+
 def test_weight_averaging_validates_and_saves_the_averaged_weights(demo_project, tmp_path, monkeypatch):
     """stages.<stage>.ema_momentum: training steps are the raw weights' (about the same losses as without it), but validation and
     the saved model (the best epoch's checkpoint) are the moving average's, which at momentum 0.999 stays next to
