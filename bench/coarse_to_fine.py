@@ -87,7 +87,7 @@ def scored_tiles(picture: dict, bar: float | None) -> np.ndarray:
     mask = scales == 0
     for level in range(1, int(scales.max()) + 1 if len(scales) else 0):
         previous = mask & (scales == level - 1)
-        chosen = finer_tiles(boxes[scales == level], boxes[previous], scores[previous], bar)
+        chosen, _ = finer_tiles(boxes[scales == level], boxes[previous], scores[previous], bar)
         mask |= (scales == level) & (boxes[:, None, :] == chosen[None, :, :]).all(axis=2).any(axis=1)
     return mask
 

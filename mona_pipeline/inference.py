@@ -23,8 +23,10 @@ tiles raised every picture's score: the demo's expected calibration error went f
 `evaluate` and `sort` both come through here, so they tile alike.
 
 Several models score one stream as a `Panel`: each picture is read, prepared and decoded once, at the largest
-input size, resized once per other size, and every model scores the same batch (and the same tiles). A sort
-for three characters then costs one decode, not three. `Scored` carries one score (and box) per model; its
+input size, resized once per other size, and every model scores the same batch and the same coarsest tiles.
+A finer tile is scored only by the models warm above it (`finer_tiles`, per model), so each model of a panel
+scores the tiles it would score alone and decides alike. A sort for three characters then costs one decode,
+not three. `Scored` carries one score (and box) per model; its
 `score`, `box`, `whole_score` and `tile_score` are the first model's, which is all a one-model caller reads.
 """
 
@@ -149,13 +151,23 @@ class Panel:
     def __len__(self) -> int:
         return len(self.scorers)
 
-    def __call__(self, images: tf.Tensor) -> np.ndarray:
+    def __call__(self, images: tf.Tensor, wanted: np.ndarray | None = None) -> np.ndarray:
+        """(B, M) scores; with `wanted` (B, M) bool, each model scores only its own rows (NaN elsewhere)."""
         by_size = {self.image_size: images}
         columns = []
-        for scorer in self.scorers:
+        for column, scorer in enumerate(self.scorers):
+            rows = None if wanted is None or wanted[:, column].all() else np.flatnonzero(wanted[:, column])
+            if rows is not None and not len(rows):
+                columns.append(np.full(len(wanted), np.nan))
+                continue
             if scorer.image_size not in by_size:
                 by_size[scorer.image_size] = tf.image.resize(images, [scorer.image_size] * 2, antialias=True)
-            columns.append(np.asarray(scorer(by_size[scorer.image_size]), np.float64).reshape(-1))
+            batch = by_size[scorer.image_size]
+            scores = np.asarray(scorer(batch if rows is None else tf.gather(batch, rows)), np.float64).reshape(-1)
+            if rows is not None:
+                scores, own = np.full(len(wanted), np.nan), scores
+                scores[rows] = own
+            columns.append(scores)
         return np.stack(columns, axis=1)
 
     score_one = Scorer.score_one  # the slow way for one picture, at the panel's size, through every model
@@ -232,15 +244,18 @@ class _Tiler:
         pending, self.pending = self.pending, []
         if not pending:
             return
+        models = len(self.scorer)
         datas = [prepared for _, prepared, _ in pending]
         boxes = [grids[0] for _, _, grids in pending]  # (n, 4) per picture: the tiles of the scale just scored
-        scores = self.score_tiles(datas, boxes)  # (n, models) per picture: their softened scores
+        # (n, models) per picture: their softened scores, NaN where a model does not score that tile
+        scores = self.score_tiles(datas, boxes)
         all_boxes, all_scores = list(boxes), list(scores)
         for level in range(1, max(len(grids) for _, _, grids in pending)):
-            boxes = [finer_tiles(grids[level], boxes[index], scores[index], self.tiling.refine_from)
-                     if level < len(grids) and len(scores[index]) else _NO_BOXES
-                     for index, (_, _, grids) in enumerate(pending)]
-            scores = self.score_tiles(datas, boxes)
+            chosen = [finer_tiles(grids[level], boxes[index], scores[index], self.tiling.refine_from)
+                      if level < len(grids) and len(scores[index]) else (_NO_BOXES, np.zeros((0, models), bool))
+                      for index, (_, _, grids) in enumerate(pending)]
+            boxes = [picture_boxes for picture_boxes, _ in chosen]
+            scores = self.score_tiles(datas, boxes, [wanted for _, wanted in chosen])
             all_boxes = [np.concatenate(pair) for pair in zip(all_boxes, boxes)]
             all_scores = [np.concatenate(pair) for pair in zip(all_scores, scores)]
         for (scored, _, _), tile_boxes, tile_scores in zip(pending, all_boxes, all_scores):
@@ -248,7 +263,8 @@ class _Tiler:
                 logger.warning("%s: its tiles could not be decoded; scored as a whole", scored.key)
                 yield dataclasses.replace(scored, data_for_tiles=None)
                 continue
-            best = np.argmax(tile_scores, axis=0)  # (models,): each model's best tile
+            # (models,): each model's best among its own tiles (every model scores every coarsest tile)
+            best = np.argmax(np.where(np.isnan(tile_scores), -np.inf, tile_scores), axis=0)
             best_scores = tuple(float(tile_scores[row, model]) for model, row in enumerate(best))
             decides = [tile >= threshold and tile > whole
                        for tile, threshold, whole in zip(best_scores, self.decisive, scored.scores)]
@@ -259,27 +275,33 @@ class _Tiler:
                 boxes=tuple(tuple(round(float(v), 4) for v in tile_boxes[row]) if decided else None
                             for row, decided in zip(best, decides)))
 
-    def score_tiles(self, datas: list[bytes], boxes: list[np.ndarray]) -> list[np.ndarray]:
-        """Each picture's tiles `boxes[i]` (n_i, 4) scored by every model and softened: (n_i, models) each; a
-        picture TF cannot decode at the tiles' resolution gets none."""
+    def score_tiles(self, datas: list[bytes], boxes: list[np.ndarray],
+                    wanted: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Each picture's tiles `boxes[i]` (n_i, 4) scored and softened: (n_i, models) each; a picture TF cannot
+        decode at the tiles' resolution gets none. With `wanted` ((n_i, models) bool each), a model scores only
+        the tiles it wants (NaN elsewhere): what it would score in a sort of its own. Else every model scores
+        every tile."""
         size, finest, models = self.scorer.image_size, min(self.tiling.scales), len(self.scorer)
+        if wanted is None:
+            wanted = [np.ones((len(picture_boxes), models), bool) for picture_boxes in boxes]
 
         def generate():
-            for index, (data, picture_boxes) in enumerate(zip(datas, boxes)):
+            for index, (data, picture_boxes, picture_wanted) in enumerate(zip(datas, boxes, wanted)):
                 if len(picture_boxes):
-                    yield index, data, picture_boxes
+                    yield index, data, picture_boxes, picture_wanted
 
         dataset = tf.data.Dataset.from_generator(generate, output_signature=(
-            tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string), tf.TensorSpec([None, 4], tf.float32)))
+            tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string), tf.TensorSpec([None, 4], tf.float32),
+            tf.TensorSpec([None, models], tf.bool)))
         # Every scale is cut from one decode resolution (the finest scale's), so a tile scores the same
         # whichever tiles are scored beside it.
-        dataset = dataset.map(lambda index, data, picture_boxes: (
-            tf.fill([tf.shape(picture_boxes)[0]], index), tiles_for_model(data, picture_boxes, size, finest)),
-            num_parallel_calls=AUTOTUNE, deterministic=True)
+        dataset = dataset.map(lambda index, data, picture_boxes, picture_wanted: (
+            tf.fill([tf.shape(picture_boxes)[0]], index), tiles_for_model(data, picture_boxes, size, finest),
+            picture_wanted), num_parallel_calls=AUTOTUNE, deterministic=True)
         dataset = dataset.ignore_errors().unbatch().batch(self.batch_size).prefetch(2)
         rows: dict[int, list[np.ndarray]] = collections.defaultdict(list)
-        for indices, images in dataset:
-            scores = self.scorer(images)  # (T, models)
+        for indices, images, batch_wanted in dataset:
+            scores = self.scorer(images, batch_wanted.numpy())  # (T, models)
             if self.tiling.tile_temperature != 1.0:
                 scores = temper(scores, self.tiling.tile_temperature)
             for index, row in zip(indices.numpy().tolist(), scores):
@@ -292,23 +314,26 @@ _NO_BOXES = np.zeros((0, 4), np.float32)
 
 
 def finer_tiles(finer: np.ndarray, coarser: np.ndarray, coarser_scores: np.ndarray,
-                refine_from: float | None) -> np.ndarray:
-    """The tiles of a finer scale worth scoring: all of them (`refine_from` None), or those overlapping a
-    coarser tile that some model scored at `refine_from` or more (softened).
+                refine_from: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The tiles of a finer scale worth scoring, for each model apart: all of them (`refine_from` None), or
+    those overlapping a coarser tile that this model scored at `refine_from` or more (softened). So a model
+    scores the same tiles with other models beside it as alone, and decides alike.
 
     Args:
-        finer: (n, 4) boxes of the finer scale; coarser: (m, 4) boxes scored; coarser_scores: (m, models).
+        finer: (n, 4) boxes of the finer scale; coarser: (m, 4) boxes scored; coarser_scores: (m, models),
+            NaN where a model did not score that tile.
     Returns:
-        (k, 4) boxes, in `finer`'s order.
+        (k, 4) boxes that some model wants, in `finer`'s order, and (k, models) bool: which models want each.
     """
+    models = coarser_scores.shape[1]
     if refine_from is None:
-        return finer
-    warm = coarser[(coarser_scores >= refine_from).any(axis=1)]
-    if not len(warm):
-        return _NO_BOXES
-    overlap = ((finer[:, None, 0] < warm[None, :, 2]) & (warm[None, :, 0] < finer[:, None, 2]) &
-               (finer[:, None, 1] < warm[None, :, 3]) & (warm[None, :, 1] < finer[:, None, 3]))  # (n, warm)
-    return finer[overlap.any(axis=1)]
+        return finer, np.ones((len(finer), models), bool)
+    warm = coarser_scores >= refine_from  # (m, models); NaN is never warm
+    overlap = ((finer[:, None, 0] < coarser[None, :, 2]) & (coarser[None, :, 0] < finer[:, None, 2]) &
+               (finer[:, None, 1] < coarser[None, :, 3]) & (coarser[None, :, 1] < finer[:, None, 3]))  # (n, m)
+    wanted = (overlap[:, :, None] & warm[None, :, :]).any(axis=1)  # (n, models)
+    keep = wanted.any(axis=1)
+    return finer[keep], wanted[keep]
 
 
 def scoring_dataset(read: Callable[[], Iterator[tuple[int, bytes, bool]]], image_size: int,

@@ -184,14 +184,87 @@ def test_coarse_to_fine_scores_finer_tiles_only_under_warm_coarse_ones_and_finds
     assert refined["plain"].tiles == coarse and refined["plain"].score == pytest.approx(every["plain"].score)
 
 
-def test_finer_tiles_are_those_overlapping_a_warm_coarser_tile():
+def test_finer_tiles_are_those_overlapping_a_warm_coarser_tile_for_each_model_apart():
     from mona_pipeline.inference import finer_tiles
 
     coarser = np.array([[0.0, 0.0, 0.5, 1.0], [0.5, 0.0, 1.0, 1.0]], np.float32)
     finer = np.array([[0.0, 0.0, 0.3, 0.5], [0.35, 0.0, 0.65, 0.5], [0.7, 0.5, 1.0, 1.0]], np.float32)
     scores = np.array([[0.1, 0.0], [0.0, 0.6]])  # two models: the right half is warm for the second
-    np.testing.assert_array_equal(finer_tiles(finer, coarser, scores, 0.5), finer[1:])
-    np.testing.assert_array_equal(finer_tiles(finer, coarser, scores, None), finer)
-    assert finer_tiles(finer, coarser, scores, 0.9).shape == (0, 4)
+    boxes, wanted = finer_tiles(finer, coarser, scores, 0.5)
+    np.testing.assert_array_equal(boxes, finer[1:])
+    np.testing.assert_array_equal(wanted, [[False, True], [False, True]])  # the first model wants none
+    boxes, wanted = finer_tiles(finer, coarser, np.array([[0.7, 0.0], [0.0, 0.6]]), 0.5)
+    np.testing.assert_array_equal(boxes, finer)  # the middle tile overlaps both halves: both models want it
+    np.testing.assert_array_equal(wanted, [[True, False], [True, True], [False, True]])
+    boxes, wanted = finer_tiles(finer, coarser, scores, None)
+    assert (boxes == finer).all() and wanted.all() and wanted.shape == (3, 2)
+    assert finer_tiles(finer, coarser, scores, 0.9)[0].shape == (0, 4)
+    assert finer_tiles(finer, coarser, np.array([[np.nan, 0.0], [np.nan, 0.0]]), 0.5)[0].shape == (0, 4)
     with pytest.raises(ValueError):
         TilingParams(refine_from=1.5)
+
+
+class Counting:
+    """A scorer that counts the pictures (whole ones and tiles) it is asked to score."""
+
+    def __init__(self, scorer: Scorer):
+        self.scorer, self.image_size, self.rows = scorer, scorer.image_size, 0
+
+    def __call__(self, images):
+        self.rows += int(images.shape[0])
+        return self.scorer(images)
+
+
+def test_each_model_of_a_panel_scores_the_tiles_it_would_alone_and_decides_alike(colour_model, tmp_path):
+    """Coarse to fine, per model: a finer tile is scored only by the models warm above it, so a model beside
+    others scores and decides exactly as alone (and pays for no other model's finer tiles)."""
+    from tests.conftest import make_colour_model
+    from mona_pipeline.inference import Panel
+
+    green_model = make_colour_model(tmp_path / "green", target="green", weights=(0.0, 1.0, -1.0))
+    image = Image.open(io.BytesIO(scene(square=(300, 60, 64))))
+    image.paste((10, 230, 10), (40, 200, 104, 264))  # a green square far from the red one
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    items = [("both", buffer.getvalue()), ("red", scene()), ("plain", scene(square=(0, 0, 1)))]
+    tiling = TilingParams(refine_from=0.6)
+    red, green = Counting(Scorer(load_trained(colour_model))), Counting(Scorer(load_trained(green_model)))
+    alone = []
+    for counting in (red, green):
+        alone.append(({r.key: r for r in score_stream(counting, items, 2, tiling=tiling, decisive=0.9)},
+                      counting.rows))
+        counting.rows = 0
+    together = {r.key: r for r in score_stream(Panel([red, green]), items, 2, tiling=tiling, decisive=[0.9, 0.9])}
+    for column, (counting, (results, rows)) in enumerate(zip((red, green), alone)):
+        assert counting.rows == rows  # its own whole pictures and tiles, none of the other model's
+        for key, result in results.items():
+            assert together[key].scores[column] == pytest.approx(result.score, abs=1e-6)
+            assert together[key].boxes[column] == result.box
+    assert together["both"].scores[0] >= 0.9 and together["both"].scores[1] >= 0.9  # each found its square
+    assert together["both"].boxes[0] != together["both"].boxes[1]
+    assert together["red"].scores[1] < 0.9  # no green there
+
+
+def test_the_evaluation_scores_every_model_from_one_pass_as_each_alone(colour_model, tmp_path):
+    from mona_pipeline.evaluate import LabelledSet, score_models, score_set
+    from mona_pipeline.inference import Panel
+    from tests.conftest import make_colour_model
+
+    green_model = make_colour_model(tmp_path / "green", target="green", weights=(0.0, 1.0, -1.0))
+    paths = []
+    for index, square in enumerate([(300, 60, 64), (0, 0, 1), (100, 100, 200), (20, 200, 40)]):
+        path = tmp_path / f"p{index}.png"
+        image = Image.open(io.BytesIO(scene(square=square)))
+        image.paste((10, 230, 10), (200 - 30 * index, 180, 240 - 30 * index, 220))  # and a green square
+        image.save(path)
+        paths.append(path)
+    labelled = LabelledSet("test", paths, np.array([True] * 4), ["target"] * 4)
+    scorers = [Scorer(load_trained(colour_model)), Scorer(load_trained(green_model))]
+    tiling = TilingParams(refine_from=0.6)
+    together = score_models(Panel(scorers), labelled, 2, 10**8, tiling)
+    for scorer, shared in zip(scorers, together):
+        alone = score_set(scorer, labelled, 2, 10**8, tiling)
+        np.testing.assert_allclose(shared.whole, alone.whole, atol=1e-6)
+        np.testing.assert_allclose(shared.tiles, alone.tiles, atol=1e-6)
+        assert shared.boxes == alone.boxes
+    assert together[0].boxes != together[1].boxes  # red and green are found in other tiles

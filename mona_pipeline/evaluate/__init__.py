@@ -19,6 +19,7 @@ import importlib
 _HOMES = {"Evaluation": "run", "MODELS": "paths", "STAGES": "run", "run_evaluate": "run",
           "REPORTS_DIR": "paths", "REPORT_NAME": "paths", "TABLE_NAME": "paths", "scores_path": "paths",
           "LabelledSet": "sets", "SetScores": "sets", "read_labelled_folder": "sets", "score_set": "sets",
+          "score_models": "sets",
           "SetResult": "results", "evaluate_set": "results", "tiling_effect": "results"}
 
 __all__ = sorted(_HOMES)

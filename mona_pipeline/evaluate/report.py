@@ -139,7 +139,9 @@ def timing_section(timing: dict[str, dict]) -> list[str]:
              f"{t['batch_pictures_per_second']:.1f}"] for name, t in timing.items()]
     return ["", "## Time per picture (one at a time, as the paper measures) and in batch", "",
             markdown_table(["model", "min s", "mean s", "median s", "mode s", "max s", "batch pictures/s"], rows),
-            "", "Paper: 0.06-0.27 s per picture, mean 0.075 s, mode 0.06 s (unstated GPU).", ""]
+            "", "Paper: 0.06-0.27 s per picture, mean 0.075 s, mode 0.06 s (unstated GPU). Batch: the evaluation's "
+            "own pass over the test set, every model from one decode of each picture, every tile scored; "
+            "`bench/` times the sort.", ""]
 
 
 def render_report(results: dict[str, SetResult], timing: dict[str, dict], target_precision: float) -> str:

@@ -18,9 +18,9 @@ from mona_pipeline.evaluate.labels import LABELS_NAME
 from mona_pipeline.evaluate.paths import MODELS, REPORT_NAME, REPORTS_DIR, TABLE_NAME, scores_path
 from mona_pipeline.evaluate.report import render_report
 from mona_pipeline.evaluate.results import SetResult, evaluate_set, headline, main_numbers, tiling_effect
-from mona_pipeline.evaluate.sets import (LabelledSet, SetScores, read_labelled_folder, score_set, time_one_by_one,
+from mona_pipeline.evaluate.sets import (LabelledSet, SetScores, read_labelled_folder, score_models, time_one_by_one,
                                          validation_set)
-from mona_pipeline.inference import Scorer
+from mona_pipeline.inference import Panel, Scorer
 from mona_pipeline.metrics import latency_stats, threshold_sweep
 from mona_pipeline.trained import load_trained
 
@@ -57,16 +57,18 @@ def run_evaluate(params: Params, reports_dir: Path = REPORTS_DIR,
         # a character's look-alikes: the lookalike stage's first class
         lookalikes = next(iter(params.stages.lookalike.classes.values())) if character else []
         sets.append(read_labelled_folder(test_dir, character=character, lookalikes=lookalikes))
-    results: dict[str, dict[str, SetResult]] = {}
+    scorers = {model_name: Scorer(load_trained(model_dir)) for model_name, model_dir in models.items()}
+    results: dict[str, dict[str, SetResult]] = {model_name: {} for model_name in scorers}
     timing, curves = {}, {}
-    for model_name, model_dir in models.items():
-        scorer = Scorer(load_trained(model_dir))
-        results[model_name] = {}
-        for labelled in sets:
-            result, scores = evaluate_model_on(scorer, labelled, params, reports_dir, model_name)
+    for labelled in sets:  # every model from one decode of each picture (and one cut of its tiles)
+        by_model = score_models(Panel(list(scorers.values())), labelled, params.evaluate.batch_size,
+                                params.data.max_image_pixels, params.tiling)
+        for (model_name, scorer), set_scores in zip(scorers.items(), by_model):
+            result, scores = evaluate_model_on(scorer, labelled, set_scores, params, reports_dir, model_name)
             results[model_name][labelled.name] = result
             readable = ~np.isnan(scores)
             curves[f"{model_name}, {labelled.name}"] = (labelled.truth[readable], scores[readable])
+    for model_name, scorer in scorers.items():
         timed = sets[-1].paths[: params.evaluate.timing_pictures + 1]
         timing[model_name] = {**latency_stats(time_one_by_one(scorer, timed, params.data.max_image_pixels)),
                               "batch_pictures_per_second": results[model_name][sets[-1].name].batch_pictures_per_second}
@@ -100,12 +102,11 @@ def evaluate_character(params: Params, name: str) -> Evaluation:
                         models={name: Path("models") / name}, stages={name: Path("models") / name}, character=name)
 
 
-def evaluate_model_on(scorer: Scorer, labelled: LabelledSet, params: Params, reports_dir: Path,
-                      model_name: str) -> tuple[SetResult, np.ndarray]:
-    """Score one set with one model (params.yaml's tiling), write its scores, sweep and worst cases.
-    Returns the result and the pooled scores."""
+def evaluate_model_on(scorer: Scorer, labelled: LabelledSet, set_scores: SetScores, params: Params,
+                      reports_dir: Path, model_name: str) -> tuple[SetResult, np.ndarray]:
+    """One model's result on one set from its scores (`score_models`, params.yaml's tiling); writes its scores,
+    sweep and worst cases. Returns the result and the pooled scores."""
     threshold = scorer.trained.metadata.threshold
-    set_scores = score_set(scorer, labelled, params.evaluate.batch_size, params.data.max_image_pixels, params.tiling)
     scores = set_scores.pooled(params.tiling, threshold)
     result = evaluate_set(labelled.truth, scores, labelled.kinds, threshold, params.evaluate.target_precision,
                           labelled.parts)

@@ -16,7 +16,7 @@ import numpy as np
 
 from mona_pipeline.config import REJECTED_SUFFIX, Params, TilingParams
 from mona_pipeline.evaluate.labels import LabelsError, read_label_rows, shows_target  # noqa: F401
-from mona_pipeline.inference import Scorer, box_text, read_files, score_stream
+from mona_pipeline.inference import Panel, Scorer, box_text, read_files, score_stream
 from mona_pipeline.ingest import read_manifest
 from mona_pipeline.preprocess import decode_for_model, prepare
 
@@ -120,21 +120,34 @@ class SetScores:
 
 def score_set(scorer: Scorer, labelled: LabelledSet, batch_size: int, max_pixels: int,
               tiling: TilingParams) -> SetScores:
-    """Every picture's whole score and, with `tiling`'s grid, its best tile (all tiles of every picture
-    scored, so any mode's scores follow: `SetScores.pooled`), and the pictures/s of that pass."""
+    """One model's `score_models`."""
+    return score_models(Panel([scorer]), labelled, batch_size, max_pixels, tiling)[0]
+
+
+def score_models(panel: Panel, labelled: LabelledSet, batch_size: int, max_pixels: int,
+                 tiling: TilingParams) -> list[SetScores]:
+    """Per model of `panel`: every picture's whole score and, with `tiling`'s grid, its best tile (all tiles of
+    every picture scored, so any mode's scores follow: `SetScores.pooled`). The models share each picture's
+    decode and its tiles' cut; each scores the tiles it would score alone (`inference.finer_tiles`), so its
+    scores are those of a sort with it alone. pictures_per_second: that one pass's, all models together."""
     keys = [str(p) for p in labelled.paths]
     always = tiling.model_copy(update={"mode": "always"}) if tiling.mode != "off" else tiling
     start = time.perf_counter()
     # decisive 0: every picture's best tile is kept with its box; `SetScores.pooled` applies the threshold
-    scored = {r.key: r for r in score_stream(scorer, read_files(labelled.paths), batch_size, max_pixels,
+    scored = {r.key: r for r in score_stream(panel, read_files(labelled.paths), batch_size, max_pixels,
                                              tiling=always, decisive=0.0)}
     seconds = time.perf_counter() - start
     for key in keys:
         if scored[key].error:
             logger.warning("%s could not be scored: %s", key, scored[key].error)
-    whole = np.array([scored[k].whole_score if scored[k].score is not None else np.nan for k in keys], float)
-    tiles = np.array([scored[k].tile_score if scored[k].tile_score is not None else np.nan for k in keys], float)
-    return SetScores(whole, tiles, [box_text(scored[k].box) for k in keys], len(keys) / seconds)
+
+    def column(values: str, model: int) -> np.ndarray:
+        return np.array([getattr(scored[k], values)[model] if scored[k].scores is not None and
+                         getattr(scored[k], values) else np.nan for k in keys], float)
+
+    return [SetScores(column("whole_scores", model), column("tile_scores", model),
+                      [box_text(scored[k].boxes[model]) if scored[k].boxes else None for k in keys],
+                      len(keys) / seconds) for model in range(len(panel))]
 
 
 def time_one_by_one(scorer: Scorer, paths: list[Path], max_pixels: int) -> list[float]:
