@@ -171,13 +171,14 @@ def describe_compute(params: Params) -> str:
     """The devices training will use, its precision policy and its distribution strategy."""
     import tensorflow as tf
 
-    from mona_pipeline.train import cpu_supports_bfloat16, resolve_precision, resolve_strategy
+    from mona_pipeline.train import cpu_supports_amx, cpu_supports_bfloat16, resolve_precision, resolve_strategy
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         devices = f"{len(gpus)} GPU ({', '.join(tf.config.experimental.get_device_details(gpu).get('device_name', gpu.name) for gpu in gpus)})"
     else:
-        bf16 = "bf16 arithmetic (AVX512_BF16 or AMX)" if cpu_supports_bfloat16() else "no bf16 arithmetic"
+        bf16 = ("AMX bf16 tiles" if cpu_supports_amx() else
+                "AVX512_BF16 but no AMX (float32 trains faster)" if cpu_supports_bfloat16() else "no bf16 arithmetic")
         devices = f"CPU only: {_cpu_name()}, {os.cpu_count()} cores, {bf16}"
     strategy = resolve_strategy()
     replicas = strategy.num_replicas_in_sync

@@ -50,17 +50,30 @@ class ConfigurationError(UserError, ValueError):
 # ---------------------------------------------------------------- precision and devices
 
 
-def cpu_supports_bfloat16() -> bool:
-    """True when the CPU has native bf16 arithmetic (AVX512_BF16 or AMX), where bf16 is faster than f32."""
+def _cpu_flags() -> str:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
+        return ""
+
+
+def cpu_supports_bfloat16() -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX512_BF16 or AMX)."""
+    flags = _cpu_flags()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(policy: str, gpus: int | None = None, bf16_cpu: bool | None = None) -> str:
-    """`auto` -> mixed_float16 on a GPU, mixed_bfloat16 on a CPU with bf16 support, else float32."""
+def cpu_supports_amx() -> bool:
+    """True when the CPU has AMX bf16 tiles (Intel Xeon since Sapphire Rapids)."""
+    return "amx_bf16" in _cpu_flags()
+
+
+def resolve_precision(policy: str, gpus: int | None = None, amx_cpu: bool | None = None) -> str:
+    """`auto` -> mixed_float16 on a GPU, mixed_bfloat16 on a CPU with AMX, else float32.
+
+    AVX512_BF16 without AMX is not enough: on a 2-core AMD EPYC with it, float32 trains the shipped network
+    1.64x as fast as mixed bfloat16 (`python -m bench.train_precision`, bench/results/train_precision.json).
+    """
     allowed = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
     if policy not in allowed:
         raise ValueError(f"precision must be one of {allowed}, got {policy!r}")
@@ -69,7 +82,7 @@ def resolve_precision(policy: str, gpus: int | None = None, bf16_cpu: bool | Non
     gpus = len(tf.config.list_physical_devices("GPU")) if gpus is None else gpus
     if gpus:
         return "mixed_float16"
-    return "mixed_bfloat16" if (cpu_supports_bfloat16() if bf16_cpu is None else bf16_cpu) else "float32"
+    return "mixed_bfloat16" if (cpu_supports_amx() if amx_cpu is None else amx_cpu) else "float32"
 
 
 def resolve_strategy() -> tf.distribute.Strategy:
