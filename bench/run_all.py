@@ -14,11 +14,11 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench import flow_scale, overhead, scale, several_models, sort_throughput, train_input
+from bench import flow_scale, overhead, scale, several_models, sort_throughput, train_input, train_precision
 from bench.common import RESULTS, ratio_text
 
 BENCHMARKS = {"sort_throughput": sort_throughput, "train_input": train_input, "scale": scale, "overhead": overhead,
-              "several_models": several_models, "flow_scale": flow_scale}
+              "several_models": several_models, "flow_scale": flow_scale, "train_precision": train_precision}
 
 
 def load(name: str) -> dict:
@@ -41,6 +41,13 @@ def sort_rows(sort: dict) -> list[tuple[str, str, str]]:
         ("sort, tiling auto / tiling off", ratio_text(auto), ">= 0.6"),
         ("sort (tiling off) / paper loop", ratio_text(compared["sort_vs_paper_loop"], 1), ">= 10"),
     ]
+
+
+def precision_rows(precision: dict) -> list[tuple[str, str, str]]:
+    """Training speed by precision on the CPU it ran on, and what `train.precision: auto` picks there."""
+    comparison = precision["float32_vs_bfloat16"]
+    return [(f"training steps/s: float32 / mixed bfloat16 ({precision['machine']['cpu']}; auto picks "
+             f"{precision['auto_picks']})", ratio_text(comparison), "")]
 
 
 def other_rows(train: dict, size: dict, over: dict) -> list[tuple[str, str, str]]:
@@ -95,10 +102,10 @@ def archive_rows(several: dict, flows: dict) -> list[tuple[str, str, str]]:
 
 def table() -> str:
     sort, train, size, over = (load(n) for n in ("sort_throughput", "train_input", "scale", "overhead"))
-    several, flows = (load(n) for n in ("several_models", "flow_scale"))
-    rows = sort_rows(sort) + other_rows(train, size, over) + archive_rows(several, flows)
+    several, flows, precision = (load(n) for n in ("several_models", "flow_scale", "train_precision"))
+    rows = sort_rows(sort) + other_rows(train, size, over) + precision_rows(precision) + archive_rows(several, flows)
     named = (("sort", sort), ("training input", train), ("scale", size), ("overhead", over),
-             ("several models", several), ("flow scale", flows))
+             ("several models", several), ("flow scale", flows), ("training precision", precision))
     when = "; ".join(f"{name} {result['when']}, load {result['load_start'][0]:.1f} -> {result['load_end'][0]:.1f}"
                      for name, result in named)
     tiling = sort["tiling_auto"]["tiling"]
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = ["--model", str(args.model)]
     arguments = {"sort_throughput": model, "train_input": ["--project", str(args.project)], "scale": model,
-                 "overhead": model, "several_models": model, "flow_scale": []}
+                 "overhead": model, "several_models": model, "flow_scale": [], "train_precision": []}
     for name in args.only:
         BENCHMARKS[name].main(arguments[name])
     text = table()
