@@ -4,8 +4,8 @@
 
 `train.precision: auto` picks the policy a stage trains in; this measures which one is faster here. Both
 models are built from params.yaml's `model` (the shipped network and input size) under their own policy and
-traced once; each repetition is one `fit` of `--steps` steps on the same augmented-looking batches held in
-memory, so the loader costs neither side anything. The ratio is float32 steps/s over bfloat16 steps/s from
+traced once (`train_input.build_fitter`); each repetition is one `fit` of `--steps` steps on the same random
+batches held in memory, so the loader costs neither side anything. The ratio is float32 steps/s over bfloat16 steps/s from
 interleaved pairs (`common.compare_interleaved`): above 1 means float32 trains faster on this CPU.
 """
 
@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from bench import train_input
 from bench.common import compare_interleaved, load_average, ratio_text, write_result
 from mona_pipeline.config import load_params
-from mona_pipeline.models import build_model
 from mona_pipeline.train import cpu_supports_amx, cpu_supports_bfloat16, resolve_precision
 
 POLICIES = ("float32", "mixed_bfloat16")
 
 
 def batches(batch: int, size: int, count: int = 8) -> tf.data.Dataset:
+    """`count` batches of random pixels and labels, repeated: the same input for both policies."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (count * batch, size, size, 3)).astype("float32")
     labels = rng.integers(0, 2, count * batch)
@@ -36,20 +36,14 @@ def batches(batch: int, size: int, count: int = 8) -> tf.data.Dataset:
 
 
 def build_fitter(params, policy: str, dataset: tf.data.Dataset, steps: int):
-    """A model built and compiled under `policy`, traced; returns a function fitting `steps` steps -> steps/s."""
+    """`train_input.build_fitter` with the model built and compiled under `policy` (the global policy is put
+    back afterwards): a function fitting `steps` more steps -> steps/s."""
+    previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(policy)
-    keras.utils.set_random_seed(0)
-    model = build_model(params.model, 2)
-    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # trace
-    keras.mixed_precision.set_global_policy("float32")
-
-    def steps_per_second() -> float:
-        start = time.perf_counter()
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-        return steps / (time.perf_counter() - start)
-
-    return steps_per_second
+    try:
+        return train_input.build_fitter(params, dataset, steps)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def main(argv: list[str] | None = None) -> dict:
