@@ -125,6 +125,30 @@ def test_coarse_to_fine_replays_another_tile_temperature_exactly():
         "tiles_per_picture"] == 2.0
 
 
+def test_mirror_check_keeps_a_tile_only_when_its_mirror_agrees():
+    """bench/mirror_check.py: "best" checks the best tile's mirror, "any" the next tile that reaches P too."""
+    import numpy as np
+
+    from bench.mirror_check import replay
+    from mona_pipeline.config import TilingParams
+
+    boxes = np.array([[0, 0, .5, 1], [.5, 0, 1, 1]], np.float32)
+
+    def picture(target: bool, tiles: list[float], mirrors: list[float]) -> dict:
+        return {"whole": 0.1, "target": target, "part": "small", "boxes": boxes, "scales": np.array([0, 0]),
+                "tile_scores": np.array(tiles), "mirror_scores": np.array(mirrors)}
+
+    pictures = [picture(True, [0.97, 0.96], [0.3, 0.9]),   # her: the best tile's mirror is low, the next agrees
+                picture(False, [0.98, 0.2], [0.1, 0.2])]  # a look-alike one tile frames well
+    tiling = TilingParams(mode="auto", refine_from=None)
+    shipped = replay(pictures, tiling, 0.95, None, "best")
+    assert (shipped["recall"], shipped["false_alarms"], shipped["mirror_checks_per_tiled_picture"]) == (1.0, 1, 0.0)
+    best = replay(pictures, tiling, 0.95, 0.8, "best")
+    assert (best["recall"], best["false_alarms"], best["mirror_checks_per_tiled_picture"]) == (0.0, 0, 1.0)
+    anyone = replay(pictures, tiling, 0.95, 0.8, "any")
+    assert (anyone["recall"], anyone["false_alarms"], anyone["small_recall"]) == (1.0, 0, 1.0)
+
+
 def test_seed_ensemble_averages_the_seeds_logits():
     """bench/seed_ensemble.py: one seed sure, one unsure -> the mean logit, not the mean score."""
     import math
