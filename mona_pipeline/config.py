@@ -164,7 +164,7 @@ STAGE_DEFAULTS: dict[str, dict] = {
     "target": {"classes": {"mona": ["mona"],
                            "others": ["stella", "wanda", "nova", "luna", "ren", "gil", "rosa", "yuki", "kiri", "kaito",
                                       "taro"]},
-               "head_epochs": 3, "finetune_epochs": 37, "learning_rate": 0.002, "finetune_learning_rate": 0.002,
+               "head_epochs": 3, "finetune_epochs": 57, "learning_rate": 0.002, "finetune_learning_rate": 0.002,
                "ema_momentum": 0.99},
 }
 
